@@ -1,0 +1,202 @@
+/**
+ * The one way a provider talks HTTP to its upstream: time budget, cancellation, a bound on the
+ * reply size, and the mapping of upstream failures to `HubError`s a client may see.
+ */
+import {
+  contentPolicy,
+  HubError,
+  invalidRequest,
+  upstreamFailed,
+  upstreamRateLimited,
+  upstreamTimeout,
+} from "../errors.ts";
+
+/** Replies larger than this are refused: ten 4K PNGs as base64 stay well below it. */
+export const MAX_UPSTREAM_REPLY_BYTES = 512 * 1024 * 1024;
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 180_000;
+
+export interface UpstreamRequest {
+  /** Provider name for messages: "OpenAI", "Google". */
+  provider: string;
+  fetch: typeof fetch;
+  url: string;
+  init: RequestInit;
+  timeoutMs: number;
+  signal: AbortSignal;
+  /** Says whether an upstream 4xx body means a content-policy refusal. */
+  isContentPolicy?: (status: number, upstreamError: UpstreamErrorBody) => boolean;
+}
+
+export interface UpstreamErrorBody {
+  message: string | undefined;
+  code: string | undefined;
+  type: string | undefined;
+  param: string | undefined;
+}
+
+/** Sends the request and returns the parsed JSON reply of a 2xx, or throws a `HubError`. */
+export async function requestUpstreamJson(request: UpstreamRequest): Promise<unknown> {
+  request.signal.throwIfAborted();
+  const timeout = AbortSignal.timeout(request.timeoutMs);
+  const signal = AbortSignal.any([request.signal, timeout]);
+  let response: Response;
+  try {
+    response = await request.fetch(request.url, { ...request.init, signal });
+  } catch (error) {
+    throw failureOf(request, error, timeout);
+  }
+  let text: string;
+  try {
+    text = await readBoundedText(response, MAX_UPSTREAM_REPLY_BYTES);
+  } catch (error) {
+    throw failureOf(request, error, timeout);
+  }
+  if (!response.ok) throw errorFromUpstreamReply(request, response, text);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw upstreamFailed(`${request.provider} answered with a body that is not JSON.`, {
+      code: "upstream_invalid_response",
+      cause: error,
+    });
+  }
+}
+
+function failureOf(request: UpstreamRequest, error: unknown, timeout: AbortSignal): unknown {
+  if (request.signal.aborted) return request.signal.reason;
+  if (error instanceof HubError) return error;
+  if (timeout.aborted) {
+    return upstreamTimeout(
+      `${request.provider} did not answer within ${Math.round(request.timeoutMs / 1000)} s.`,
+      error,
+    );
+  }
+  return upstreamFailed(`Could not reach ${request.provider}.`, {
+    code: "upstream_unreachable",
+    retryable: true,
+    cause: error,
+  });
+}
+
+async function readBoundedText(response: Response, maxBytes: number): Promise<string> {
+  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+  if (declared > maxBytes) {
+    await response.body?.cancel();
+    throw upstreamFailed("The upstream reply is larger than the hub accepts.", {
+      code: "upstream_reply_too_large",
+    });
+  }
+  if (!response.body) return "";
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of response.body) {
+    total += chunk.byteLength;
+    if (total > maxBytes) {
+      await response.body.cancel().catch(() => {});
+      throw upstreamFailed("The upstream reply is larger than the hub accepts.", {
+        code: "upstream_reply_too_large",
+      });
+    }
+    chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
+  return Buffer.concat(chunks, total).toString("utf8");
+}
+
+export function parseUpstreamError(text: string): UpstreamErrorBody {
+  try {
+    const body = JSON.parse(text) as { error?: Record<string, unknown> };
+    const error = body?.error;
+    if (error && typeof error === "object") {
+      return {
+        message: typeof error.message === "string" ? error.message : undefined,
+        code: stringOf(error.code) ?? stringOf(error.status),
+        type: stringOf(error.type),
+        param: stringOf(error.param),
+      };
+    }
+  } catch {
+    // Not JSON: an HTML page from a proxy, say. Its text is not shown to clients.
+  }
+  return { message: undefined, code: undefined, type: undefined, param: undefined };
+}
+
+function stringOf(value: unknown): string | undefined {
+  if (typeof value === "string") return value;
+  if (typeof value === "number") return String(value);
+  return undefined;
+}
+
+/** Parses `Retry-After` in seconds or as an HTTP date; undefined when absent or unusable. */
+export function retryAfterSeconds(headers: Headers, now = Date.now()): number | undefined {
+  const value = headers.get("retry-after");
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.ceil(seconds);
+  const date = Date.parse(value);
+  if (Number.isFinite(date)) return Math.max(0, Math.ceil((date - now) / 1000));
+  return undefined;
+}
+
+/**
+ * Maps an upstream error reply. What the client may see: the upstream's own message for a
+ * request it rejected (4xx other than auth), since it explains what to change; never the
+ * message of an authentication failure, which is about the hub's credentials, not the client's.
+ */
+export function errorFromUpstreamReply(
+  request: Pick<UpstreamRequest, "provider" | "isContentPolicy">,
+  response: Response,
+  text: string,
+): HubError {
+  const status = response.status;
+  const upstream = parseUpstreamError(text);
+  const detail = upstream.message ? `: ${upstream.message}` : ".";
+  const cause = { status, upstream };
+  if (status === 401 || status === 403) {
+    return upstreamFailed(`${request.provider} refused the hub's credentials.`, {
+      code: "upstream_auth_failed",
+      cause,
+    });
+  }
+  if (status === 429) {
+    return upstreamRateLimited(
+      `${request.provider} is rate limiting the hub${detail}`,
+      retryAfterSeconds(response.headers),
+      cause,
+    );
+  }
+  if (status >= 400 && status < 500) {
+    if (request.isContentPolicy?.(status, upstream)) {
+      return contentPolicy(
+        upstream.message ?? `${request.provider} refused the request under its content policy.`,
+        cause,
+      );
+    }
+    if (status === 404) {
+      return upstreamFailed(`${request.provider} does not know the model${detail}`, {
+        code: "upstream_model_not_found",
+        cause,
+      });
+    }
+    const error = invalidRequest(
+      `${request.provider} rejected the request${detail}`,
+      upstream.param ?? null,
+      upstream.code ?? "upstream_rejected",
+    );
+    return new HubError(error.message, {
+      status: status === 413 ? 413 : 400,
+      type: "invalid_request_error",
+      code: error.code,
+      param: error.param,
+      cause,
+    });
+  }
+  if (status === 504) {
+    return upstreamTimeout(`${request.provider} timed out${detail}`, cause);
+  }
+  return upstreamFailed(`${request.provider} failed with status ${status}${detail}`, {
+    code: "upstream_error",
+    retryable: status >= 500,
+    retryAfterSeconds: retryAfterSeconds(response.headers),
+    cause,
+  });
+}
