@@ -70,7 +70,7 @@ export interface ImageProvider {
   /** `openai`, `google`, `local`: the catalog's provider name. */
   readonly name: string;
   /**
-   * Makes `call.count` images. Failures are thrown as `HubError` (see providers/upstream-error.ts),
+   * Makes `call.count` images. Failures are thrown as `HubError` (see providers/upstream.ts),
    * and an aborted `call.signal` rejects promptly with the signal's reason.
    */
   generate(call: ProviderCall): Promise<ProviderResult>;

@@ -12,7 +12,8 @@ import {
 } from "../errors.ts";
 
 /** Replies larger than this are refused: ten 4K PNGs as base64 stay well below it. */
-export const MAX_UPSTREAM_REPLY_BYTES = 512 * 1024 * 1024;
+// Below V8's largest string (about 512 MiB), so a reply under the cap can always be decoded.
+export const MAX_UPSTREAM_REPLY_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 180_000;
 
 export interface UpstreamRequest {

@@ -1,0 +1,54 @@
+/**
+ * Who is calling: resolved from the bearer token on every request. No cache: a revoked key is
+ * refused on its very next request.
+ */
+import { unauthorized } from "../errors.ts";
+import type { Database, KeyRole } from "../storage/db/types.ts";
+import { constantTimeEqual, hashSecret, parseApiKey } from "./keys.ts";
+
+export interface Principal {
+  keyId: string;
+  name: string;
+  role: KeyRole;
+}
+
+/** The principal of the operator's ADMIN_KEY setting, which has no database row. */
+export const ENVIRONMENT_ADMIN: Principal = {
+  keyId: "admin-env",
+  name: "ADMIN_KEY",
+  role: "admin",
+};
+
+export interface Authenticator {
+  authenticate(authorization: string | undefined): Promise<Principal>;
+}
+
+export function createAuthenticator(options: {
+  db: Database;
+  adminKey: string | undefined;
+}): Authenticator {
+  return {
+    async authenticate(authorization) {
+      const token = bearerToken(authorization);
+      if (!token) throw unauthorized();
+      if (options.adminKey && constantTimeEqual(token, options.adminKey)) return ENVIRONMENT_ADMIN;
+      const parsed = parseApiKey(token);
+      if (!parsed) throw unauthorized("Incorrect API key provided.");
+      const record = await options.db.findKey(parsed.id);
+      if (
+        !record ||
+        record.revokedAt !== null ||
+        !constantTimeEqual(hashSecret(parsed.secret), record.secretHash)
+      ) {
+        throw unauthorized("Incorrect API key provided.");
+      }
+      return { keyId: record.id, name: record.name, role: record.role };
+    },
+  };
+}
+
+function bearerToken(authorization: string | undefined): string | undefined {
+  if (!authorization) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  return match?.[1];
+}

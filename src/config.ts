@@ -1,0 +1,107 @@
+/**
+ * Every setting of the hub, typed, read once from the environment. The names are public
+ * (DESIGN.md, README.md): operators and tests rely on them.
+ */
+import path from "node:path";
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** `postgres://…` to use PostgreSQL; undefined for SQLite in `dataDir`. */
+  databaseUrl: string | undefined;
+  /** Base of the image URLs the hub returns, without a trailing slash. */
+  publicUrl: string;
+  adminKey: string | undefined;
+  defaultImageModel: string;
+  openai: { apiKey: string | undefined; baseURL: string };
+  gemini: { apiKey: string | undefined; baseURL: string };
+  /** Secret for signing hosted-image URLs; when unset, one is kept in `dataDir`. */
+  urlSigningSecret: string | undefined;
+  imageUrlTtlSeconds: number;
+  /** Largest JSON or multipart request body, in bytes. */
+  maxBodyBytes: number;
+  /** Largest single input image (decoded), in bytes. */
+  maxInputImageBytes: number;
+  /** Largest decoded input image, in pixels (guards against decompression bombs). */
+  maxInputPixels: number;
+  /** Addresses a client-given image URL may resolve to although they are private (CIDRs). */
+  imageFetchAllowCidrs: string[];
+  /** Upstream calls one request may have in flight when it fans out. */
+  fanOutConcurrency: number;
+  /** Upstream time budget for one call, in milliseconds. */
+  upstreamTimeoutMs: number;
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env): Config {
+  const port = integer(env, "PORT", 8080, { min: 0, max: 65535 });
+  const host = text(env, "HOST") ?? "127.0.0.1";
+  const publicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  return {
+    port,
+    host,
+    dataDir: path.resolve(text(env, "DATA_DIR") ?? "./data"),
+    databaseUrl: text(env, "DATABASE_URL"),
+    publicUrl: trimSlash(text(env, "PUBLIC_URL") ?? `http://${hostForUrl(publicHost)}:${port}`),
+    adminKey: text(env, "ADMIN_KEY"),
+    defaultImageModel: text(env, "DEFAULT_IMAGE_MODEL") ?? "dall-e-2",
+    openai: {
+      apiKey: text(env, "OPENAI_API_KEY"),
+      baseURL: trimSlash(text(env, "OPENAI_BASE_URL") ?? "https://api.openai.com/v1"),
+    },
+    gemini: {
+      apiKey: text(env, "GEMINI_API_KEY"),
+      baseURL: trimSlash(
+        text(env, "GEMINI_BASE_URL") ?? "https://generativelanguage.googleapis.com",
+      ),
+    },
+    urlSigningSecret: text(env, "URL_SIGNING_SECRET"),
+    imageUrlTtlSeconds: integer(env, "IMAGE_URL_TTL_SECONDS", 3600, { min: 60, max: 7 * 86400 }),
+    maxBodyBytes: integer(env, "MAX_BODY_BYTES", 64 * 1024 * 1024, { min: 1024 }),
+    maxInputImageBytes: integer(env, "MAX_INPUT_IMAGE_BYTES", 25 * 1024 * 1024, { min: 1024 }),
+    maxInputPixels: integer(env, "MAX_INPUT_PIXELS", 40_000_000, { min: 1 }),
+    imageFetchAllowCidrs: list(env, "IMAGE_FETCH_ALLOW_CIDRS"),
+    fanOutConcurrency: integer(env, "FANOUT_CONCURRENCY", 4, { min: 1, max: 10 }),
+    upstreamTimeoutMs: integer(env, "UPSTREAM_TIMEOUT_MS", 180_000, { min: 1 }),
+    logLevel: text(env, "LOG_LEVEL") ?? "info",
+  };
+}
+
+function text(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+function list(env: Env, name: string): string[] {
+  return (text(env, name) ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+}
+
+function integer(
+  env: Env,
+  name: string,
+  fallback: number,
+  bounds: { min?: number; max?: number },
+): number {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  const { min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER } = bounds;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`Setting ${name} must be a whole number from ${min} to ${max}, not '${raw}'.`);
+  }
+  return value;
+}
+
+function trimSlash(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}

@@ -1,0 +1,36 @@
+/**
+ * Authentication hooks for routes: `requireKey` for the API, `requireAdmin` for /api/admin.
+ * The principal lands on `request.principal` for the handler.
+ */
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
+import type { Authenticator, Principal } from "../auth/principal.ts";
+import { forbidden } from "../errors.ts";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+}
+
+export interface AuthHooks {
+  requireKey: preHandlerAsyncHookHandler;
+  requireAdmin: preHandlerAsyncHookHandler;
+}
+
+export function createAuthHooks(authenticator: Authenticator): AuthHooks {
+  const requireKey = async (request: FastifyRequest, _reply: FastifyReply) => {
+    request.principal = await authenticator.authenticate(request.headers.authorization);
+  };
+  const requireAdmin = async (request: FastifyRequest, _reply: FastifyReply) => {
+    const principal = await authenticator.authenticate(request.headers.authorization);
+    if (principal.role !== "admin") throw forbidden("This endpoint needs an admin key.");
+    request.principal = principal;
+  };
+  return { requireKey, requireAdmin };
+}
+
+/** The principal a `requireKey` route runs for; a route without the hook is a bug. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new Error("route is missing its authentication hook");
+  return request.principal;
+}

@@ -1,0 +1,140 @@
+/**
+ * The image endpoints: generations (JSON) and edits (multipart or JSON), each under /api and
+ * /v1 so the official `openai` SDK works with either base URL. Each handler reads the request,
+ * calls the image service once and shapes the reply.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { type Static, Type } from "typebox";
+import { invalidRequest } from "../errors.ts";
+import type { GenerationResult, ImageService } from "../images/generate.ts";
+import type { ImageJobRequest } from "../images/plan.ts";
+import { ErrorResponse, ImageGenerationBody, ImageResponse } from "../images/schema.ts";
+import { type AuthHooks, principalOf } from "./auth.ts";
+import { validationError } from "./errors.ts";
+import { readMultipartEdit } from "./multipart.ts";
+
+const PREFIXES = ["/api", "/v1"] as const;
+
+/** Multipart edit fields other than the files, validated with the same rules as JSON. */
+const EditFormFields = Type.Omit(ImageGenerationBody, ["image", "mask"]);
+
+const errorResponses = {
+  400: ErrorResponse,
+  401: ErrorResponse,
+  404: ErrorResponse,
+  413: ErrorResponse,
+  429: ErrorResponse,
+  502: ErrorResponse,
+  504: ErrorResponse,
+};
+
+export function registerImageRoutes(
+  app: FastifyInstance,
+  options: { images: ImageService; auth: AuthHooks },
+): void {
+  const { images, auth } = options;
+
+  for (const prefix of PREFIXES) {
+    app.post<{ Body: Static<typeof ImageGenerationBody> }>(
+      `${prefix}/images/generations`,
+      {
+        preHandler: auth.requireKey,
+        schema: {
+          summary: "Create images from a prompt (or edit, with `image`)",
+          tags: ["images"],
+          security: [{ bearerAuth: [] }],
+          body: ImageGenerationBody,
+          response: { 200: ImageResponse, ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        const result = await images.generate(
+          principalOf(request),
+          request.body,
+          abortOnDisconnect(request, reply),
+        );
+        return sendResult(reply, result);
+      },
+    );
+
+    app.post(
+      `${prefix}/images/edits`,
+      {
+        preHandler: auth.requireKey,
+        schema: {
+          summary: "Edit images: multipart/form-data as OpenAI's edits endpoint, or JSON",
+          tags: ["images"],
+          security: [{ bearerAuth: [] }],
+          consumes: ["multipart/form-data", "application/json"],
+          response: { 200: ImageResponse, ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        const body = await readEditRequest(request);
+        const result = await images.generate(
+          principalOf(request),
+          body,
+          abortOnDisconnect(request, reply),
+        );
+        return sendResult(reply, result);
+      },
+    );
+  }
+}
+
+async function readEditRequest(request: FastifyRequest): Promise<ImageJobRequest> {
+  let body: Record<string, unknown>;
+  let fields: Record<string, unknown>;
+  if (request.isMultipart()) {
+    body = await readMultipartEdit(request);
+    const { image: _image, mask: _mask, ...rest } = body;
+    fields = rest;
+  } else {
+    body = (request.body ?? {}) as Record<string, unknown>;
+    fields = body;
+  }
+  const validate = request.compileValidationSchema(
+    request.isMultipart() ? EditFormFields : ImageGenerationBody,
+    "body",
+  );
+  if (!validate(fields)) throw validationError(validate.errors ?? []);
+  if (body.image === undefined) {
+    throw invalidRequest(
+      "Missing required parameter: 'image'.",
+      "image",
+      "missing_required_parameter",
+    );
+  }
+  return { ...fields, image: body.image, mask: body.mask } as ImageJobRequest;
+}
+
+/** An AbortSignal that fires when the client goes away before the reply is sent. */
+function abortOnDisconnect(request: FastifyRequest, reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) {
+      request.log.info("client disconnected; cancelling the upstream calls");
+      controller.abort(new Error("client disconnected"));
+    }
+  });
+  return controller.signal;
+}
+
+function sendResult(reply: FastifyReply, result: GenerationResult) {
+  if (result.warnings.length > 0) {
+    reply.header("x-image-hub-warnings", result.warnings.join(" | "));
+  }
+  if (result.partial) {
+    const { requested, delivered, errorCode } = result.partial;
+    reply.header(
+      "x-image-hub-partial",
+      `requested=${requested}; delivered=${delivered}; error=${errorCode}`,
+    );
+  }
+  reply.header("x-image-hub-model", result.job.model.id);
+  return reply.send({
+    created: result.created,
+    data: result.data,
+    ...(result.usage ? { usage: result.usage } : {}),
+  });
+}

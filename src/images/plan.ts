@@ -1,0 +1,288 @@
+/**
+ * Turns a client's request into a validated job against the catalog. Pure: no I/O, no clock,
+ * so every rule here is a row in a table test (test/images/plan.test.ts).
+ *
+ * What a model cannot honour splits two ways: a hint it has no notion of (a style for Imagen)
+ * becomes a warning and is not sent; anything that would change what the client gets (a size,
+ * an edit, a transparent background) is a 400 naming the parameter.
+ */
+import { invalidRequest, modelNotFound } from "../errors.ts";
+import type { OutputFormat } from "../providers/types.ts";
+import type { Catalog, ModelSpec, ProviderName, SizeRule } from "./catalog.ts";
+import type { ImageGenerationRequest } from "./schema.ts";
+
+/** An input image as the client sent it: text (URL, data URL, base64) or multipart bytes. */
+export type ImageSource = string | Buffer;
+
+export interface ImageJobRequest extends Omit<ImageGenerationRequest, "image" | "mask"> {
+  image?: ImageSource | ImageSource[];
+  mask?: ImageSource;
+}
+
+export interface ImageJob {
+  model: ModelSpec;
+  /** The name the client used, echoed in records. */
+  requestedModel: string;
+  prompt: string;
+  n: number;
+  /** Counts per upstream call: n split by the model's maxPerCall. */
+  calls: number[];
+  /** `WxH`, or undefined for `auto` (the model chooses). */
+  size: `${number}x${number}` | undefined;
+  quality: string | undefined;
+  style: string | undefined;
+  background: "transparent" | "opaque" | "auto" | undefined;
+  outputFormat: OutputFormat | undefined;
+  outputCompression: number | undefined;
+  moderation: "low" | "auto" | undefined;
+  responseFormat: "url" | "b64_json";
+  user: string | undefined;
+  images: ImageSource[];
+  mask: ImageSource | undefined;
+  warnings: string[];
+}
+
+export interface PlanOptions {
+  defaultModel: string;
+  /** Whether the hub has credentials for a provider; models without are not available. */
+  isProviderConfigured: (provider: ProviderName) => boolean;
+}
+
+/** GPT image models take low/medium/high/auto; clients written for DALL·E send standard/hd. */
+const QUALITY_SYNONYMS: Record<string, string> = { standard: "medium", hd: "high" };
+
+export function planImageJob(
+  catalog: Catalog,
+  request: ImageJobRequest,
+  options: PlanOptions,
+): ImageJob {
+  const requestedModel = request.model ?? options.defaultModel;
+  const model = catalog.find(requestedModel);
+  if (!model || !options.isProviderConfigured(model.provider)) throw modelNotFound(requestedModel);
+  if (request.stream === true) {
+    throw invalidRequest("Streaming is not supported; send stream: false or omit it.", "stream");
+  }
+  const warnings: string[] = [];
+  const n = request.n ?? 1;
+  const images = request.image === undefined ? [] : [request.image].flat();
+
+  checkPrompt(model, request.prompt);
+  checkEdit(model, images, request.mask);
+  const outputFormat = planOutputFormat(model, request);
+  const background = planBackground(model, request.background, outputFormat, warnings);
+
+  if (request.output_compression !== undefined && !model.compression) {
+    warnings.push(`${model.id} does not take output_compression; it was ignored.`);
+  }
+  if (request.moderation !== undefined && !model.moderation) {
+    warnings.push(`${model.id} does not take moderation; it was ignored.`);
+  }
+
+  return {
+    model,
+    requestedModel,
+    prompt: request.prompt,
+    n,
+    calls: splitIntoCalls(n, model.maxPerCall),
+    size: planSize(model, request.size),
+    quality: planQuality(model, request.quality, warnings),
+    style: planStyle(model, request.style, warnings),
+    background,
+    outputFormat,
+    outputCompression: model.compression ? request.output_compression : undefined,
+    moderation: model.moderation ? request.moderation : undefined,
+    responseFormat: request.response_format ?? "url",
+    user: request.user,
+    images,
+    mask: request.mask,
+    warnings,
+  };
+}
+
+/** Splits n images into upstream calls of at most `maxPerCall`: 10 by 4 is [4, 4, 2]. */
+export function splitIntoCalls(n: number, maxPerCall: number): number[] {
+  const calls: number[] = [];
+  for (let left = n; left > 0; left -= maxPerCall) calls.push(Math.min(left, maxPerCall));
+  return calls;
+}
+
+function checkPrompt(model: ModelSpec, prompt: string): void {
+  if (prompt.trim().length === 0) {
+    throw invalidRequest("Invalid 'prompt': it must not be empty.", "prompt", "empty_string");
+  }
+  if (prompt.length > model.maxPromptLength) {
+    throw invalidRequest(
+      `Invalid 'prompt': ${model.id} takes at most ${model.maxPromptLength} characters, ` +
+        `but got ${prompt.length}.`,
+      "prompt",
+      "string_above_max_length",
+    );
+  }
+}
+
+function checkEdit(model: ModelSpec, images: ImageSource[], mask: ImageSource | undefined): void {
+  if (images.length > 0 && model.maxInputImages === 0) {
+    throw invalidRequest(
+      `Model '${model.id}' cannot edit images; remove 'image' or choose a model that edits ` +
+        "(see GET /api/models).",
+      "image",
+      "edits_not_supported",
+    );
+  }
+  if (images.length > model.maxInputImages) {
+    throw invalidRequest(
+      `Model '${model.id}' takes at most ${model.maxInputImages} input image(s), ` +
+        `but got ${images.length}.`,
+      "image",
+      "too_many_images",
+    );
+  }
+  if (mask !== undefined) {
+    if (images.length === 0) {
+      throw invalidRequest("A 'mask' needs an 'image' to apply to.", "mask", "mask_without_image");
+    }
+    if (!model.masks) {
+      throw invalidRequest(
+        `Model '${model.id}' does not take a mask.`,
+        "mask",
+        "unsupported_value",
+      );
+    }
+  }
+}
+
+function planSize(model: ModelSpec, requested: string | undefined): ImageJob["size"] {
+  const size = requested ?? model.defaultSize;
+  if (size === "auto") {
+    if (model.sizes.auto) return undefined;
+    throw invalidSize(model, size);
+  }
+  const match = /^(\d+)x(\d+)$/.exec(size);
+  if (!match) throw invalidSize(model, size);
+  const width = Number(match[1]);
+  const height = Number(match[2]);
+  if (!sizeFits(model.sizes, size, width, height)) throw invalidSize(model, size);
+  return `${width}x${height}`;
+}
+
+function sizeFits(rule: SizeRule, size: string, width: number, height: number): boolean {
+  if (rule.kind === "list") return rule.sizes.includes(size);
+  const ratio = width / height;
+  return (
+    width % rule.multipleOf === 0 &&
+    height % rule.multipleOf === 0 &&
+    Math.max(width, height) <= rule.maxSide &&
+    width * height >= rule.minPixels &&
+    width * height <= rule.maxPixels &&
+    ratio >= rule.minRatio - 1e-9 &&
+    ratio <= rule.maxRatio + 1e-9
+  );
+}
+
+function invalidSize(model: ModelSpec, size: string) {
+  return invalidRequest(
+    `Invalid 'size': '${size}' is not supported by ${model.id}. ${describeSizes(model.sizes)}`,
+    "size",
+    "invalid_size",
+  );
+}
+
+/** Human words for a size rule, used in errors and the model list. */
+export function describeSizes(rule: SizeRule): string {
+  const auto = rule.auto ? " or auto" : "";
+  if (rule.kind === "list") return `Supported: ${rule.sizes.join(", ")}${auto}.`;
+  const ratio = (value: number) => (value >= 1 ? `${value}:1` : `1:${Math.round(1 / value)}`);
+  const multiple = rule.multipleOf > 1 ? `both sides multiples of ${rule.multipleOf}, ` : "";
+  return (
+    `Supported: any WxH with ${multiple}the longer side at most ${rule.maxSide}, ` +
+    `${rule.minPixels} to ${rule.maxPixels} pixels and an aspect ratio from ` +
+    `${ratio(rule.minRatio)} to ${ratio(rule.maxRatio)}${auto}.`
+  );
+}
+
+function planQuality(
+  model: ModelSpec,
+  requested: string | undefined,
+  warnings: string[],
+): string | undefined {
+  if (model.qualities.length === 0) {
+    if (requested !== undefined && requested !== "standard" && requested !== "auto") {
+      warnings.push(`${model.id} has no quality setting; quality '${requested}' was ignored.`);
+    }
+    return undefined;
+  }
+  if (requested === undefined) return model.defaultQuality;
+  if (model.qualities.includes(requested)) return requested;
+  const synonym = QUALITY_SYNONYMS[requested];
+  if (synonym !== undefined && model.qualities.includes(synonym)) return synonym;
+  throw invalidRequest(
+    `Invalid 'quality': '${requested}' is not supported by ${model.id}. ` +
+      `Supported: ${model.qualities.join(", ")}.`,
+    "quality",
+    "invalid_value",
+  );
+}
+
+function planStyle(
+  model: ModelSpec,
+  requested: string | undefined,
+  warnings: string[],
+): string | undefined {
+  if (model.styles.length === 0) {
+    // The spec's default style is vivid, so a client naming it asks for nothing special.
+    if (requested !== undefined && requested !== "vivid") {
+      warnings.push(`${model.id} has no style setting; style '${requested}' was ignored.`);
+    }
+    return undefined;
+  }
+  const style = requested ?? model.defaultStyle;
+  if (style !== undefined && !model.styles.includes(style)) {
+    throw invalidRequest(
+      `Invalid 'style': ${model.id} supports ${model.styles.join(", ")}.`,
+      "style",
+      "invalid_value",
+    );
+  }
+  return style;
+}
+
+function planOutputFormat(model: ModelSpec, request: ImageJobRequest): OutputFormat | undefined {
+  const requested = request.output_format;
+  if (requested === undefined) return undefined;
+  if (!model.outputFormats.includes(requested)) {
+    throw invalidRequest(
+      `Invalid 'output_format': ${model.id} makes ${model.outputFormats.join(", ")}.`,
+      "output_format",
+      "invalid_value",
+    );
+  }
+  return requested;
+}
+
+function planBackground(
+  model: ModelSpec,
+  requested: ImageJob["background"],
+  outputFormat: OutputFormat | undefined,
+  warnings: string[],
+): ImageJob["background"] {
+  if (requested === undefined) return undefined;
+  if (!model.background) {
+    if (requested === "transparent") {
+      throw invalidRequest(
+        `Model '${model.id}' cannot make a transparent background.`,
+        "background",
+        "unsupported_value",
+      );
+    }
+    warnings.push(`${model.id} does not take background; it was ignored.`);
+    return undefined;
+  }
+  if (requested === "transparent" && outputFormat === "jpeg") {
+    throw invalidRequest(
+      "A transparent background needs output_format png or webp; jpeg has no transparency.",
+      "background",
+      "invalid_value",
+    );
+  }
+  return requested;
+}

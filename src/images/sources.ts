@@ -1,0 +1,33 @@
+/**
+ * Input images as a request carries them (text from JSON, bytes from multipart) to checked
+ * images: text goes through `loadInputImages` (URL, data URL or base64), bytes straight to
+ * the decode checks. Order is kept, so `image[1]` in an error means the second image sent.
+ */
+import type { SafeFetcher } from "../net/safe-fetch.ts";
+import type { InputImage } from "../providers/types.ts";
+import { decodeImageBytes, loadInputImages } from "./inputs.ts";
+import type { ImageSource } from "./plan.ts";
+
+export function createImageSourceLoader(options: {
+  fetcher: Pick<SafeFetcher, "fetch">;
+  maxBytes: number;
+  maxPixels: number;
+}) {
+  return async function loadImageSources(
+    sources: ImageSource[],
+    param: string,
+    signal: AbortSignal,
+  ): Promise<InputImage[]> {
+    if (sources.length === 0) return [];
+    const paramOf = (index: number) => (sources.length > 1 ? `${param}[${index}]` : param);
+    return Promise.all(
+      sources.map((source, index) =>
+        typeof source === "string"
+          ? loadInputImages([source], { ...options, param: paramOf(index), signal }).then(
+              (loaded) => loaded[0] as InputImage,
+            )
+          : decodeImageBytes(source, { maxPixels: options.maxPixels, param: paramOf(index) }),
+      ),
+    );
+  };
+}

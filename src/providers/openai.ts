@@ -1,0 +1,248 @@
+/**
+ * The OpenAI Images API: `POST /images/generations` (JSON) and `POST /images/edits` (multipart).
+ *
+ * Each model family takes its own parameters, and OpenAI rejects some it does not take (GPT image
+ * models answer 400 to `response_format`), so a request carries only what its model takes; a
+ * hint the call carries that the model has no notion of comes back as a warning.
+ */
+import { invalidRequest, upstreamFailed } from "../errors.ts";
+import type {
+  HttpProviderOptions,
+  ImageMimeType,
+  ImageProvider,
+  InputImage,
+  ProviderCall,
+  ProviderImage,
+  ProviderResult,
+  TokenUsage,
+} from "./types.ts";
+import {
+  DEFAULT_UPSTREAM_TIMEOUT_MS,
+  requestUpstreamJson,
+  type UpstreamErrorBody,
+} from "./upstream.ts";
+
+type ModelFamily = "dall-e-2" | "dall-e-3" | "gpt-image";
+type Endpoint = "generation" | "edit";
+
+/** A setting of the call, by the name OpenAI gives it. */
+type Parameter =
+  | "quality"
+  | "style"
+  | "background"
+  | "output_format"
+  | "output_compression"
+  | "moderation";
+
+/**
+ * What each family takes beyond model, prompt, n, size and user. DALL·E models also take
+ * `response_format`, which the hub always sets to `b64_json`: it hosts images itself.
+ */
+const ACCEPTED: Record<ModelFamily, Record<Endpoint, readonly Parameter[]>> = {
+  "dall-e-2": { generation: [], edit: [] },
+  // dall-e-3 does not edit: OpenAI refuses the call, whatever it carries.
+  "dall-e-3": { generation: ["quality", "style"], edit: [] },
+  "gpt-image": {
+    generation: ["quality", "background", "output_format", "output_compression", "moderation"],
+    // The edits endpoint has no `moderation`.
+    edit: ["quality", "background", "output_format", "output_compression"],
+  },
+};
+
+const MIME_TYPES: Record<string, ImageMimeType> = {
+  png: "image/png",
+  jpeg: "image/jpeg",
+  webp: "image/webp",
+};
+
+const EXTENSIONS: Record<ImageMimeType, string> = {
+  "image/png": "png",
+  "image/jpeg": "jpg",
+  "image/webp": "webp",
+};
+
+/**
+ * dall-e-2 and dall-e-3 by name; every other model is taken for a GPT image model (`gpt-image-*`,
+ * `chatgpt-image-latest`), whose API OpenAI's newer image models share.
+ */
+function modelFamilyOf(model: string): ModelFamily {
+  if (model === "dall-e-2" || model === "dall-e-3") return model;
+  return "gpt-image";
+}
+
+/**
+ * @example
+ * ```ts
+ * const openai = createOpenAIProvider({ apiKey, baseURL: "https://api.openai.com/v1" });
+ * const result = await openai.generate(call);
+ * ```
+ */
+export function createOpenAIProvider(options: HttpProviderOptions): ImageProvider {
+  const baseURL = options.baseURL.replace(/\/+$/, "");
+  const fetchImplementation = options.fetch ?? globalThis.fetch;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
+
+  return {
+    name: "openai",
+    async generate(call: ProviderCall): Promise<ProviderResult> {
+      call.signal.throwIfAborted();
+      const family = modelFamilyOf(call.model);
+      const endpoint: Endpoint = call.images.length > 0 ? "edit" : "generation";
+      if (family === "dall-e-2" && call.images.length > 1) {
+        // Its edits endpoint takes one image; editing the first alone would change the result.
+        throw invalidRequest("dall-e-2 edits a single image.", "image");
+      }
+      const { parameters, warnings } = parametersOf(call, family, endpoint);
+      const headers = { authorization: `Bearer ${options.apiKey}`, accept: "application/json" };
+      const init: RequestInit =
+        endpoint === "edit"
+          ? { method: "POST", headers, body: editForm(call, family, parameters) }
+          : {
+              method: "POST",
+              headers: { ...headers, "content-type": "application/json" },
+              body: JSON.stringify(parameters),
+            };
+      const reply = await requestUpstreamJson({
+        provider: "OpenAI",
+        fetch: fetchImplementation,
+        url: `${baseURL}/images/${endpoint === "edit" ? "edits" : "generations"}`,
+        init,
+        timeoutMs,
+        signal: call.signal,
+        isContentPolicy,
+      });
+      return { ...resultOf(reply, call, family), warnings };
+    },
+  };
+}
+
+/** OpenAI refuses a prompt or an image with 400 and one of these codes. */
+function isContentPolicy(_status: number, upstream: UpstreamErrorBody): boolean {
+  return upstream.code === "content_policy_violation" || upstream.code === "moderation_blocked";
+}
+
+function parametersOf(
+  call: ProviderCall,
+  family: ModelFamily,
+  endpoint: Endpoint,
+): { parameters: Record<string, string | number>; warnings: string[] } {
+  const parameters: Record<string, string | number> = {
+    model: call.model,
+    prompt: call.prompt,
+    n: call.count,
+  };
+  if (call.size !== undefined) parameters.size = call.size;
+  if (family !== "gpt-image") parameters.response_format = "b64_json";
+  if (call.user !== undefined) parameters.user = call.user;
+
+  const settings: Record<Parameter, string | number | undefined> = {
+    quality: call.quality,
+    style: call.style,
+    background: call.background,
+    output_format: call.outputFormat,
+    output_compression: call.outputCompression,
+    moderation: call.moderation,
+  };
+  const accepted = ACCEPTED[family][endpoint];
+  const warnings: string[] = [];
+  for (const [name, value] of Object.entries(settings) as [
+    Parameter,
+    string | number | undefined,
+  ][]) {
+    if (value === undefined) continue;
+    if (accepted.includes(name)) {
+      parameters[name] = value;
+    } else {
+      const who = endpoint === "edit" ? `${call.model} edits take` : `${call.model} takes`;
+      warnings.push(`${who} no '${name}'; '${value}' was not sent.`);
+    }
+  }
+  return { parameters, warnings };
+}
+
+function editForm(
+  call: ProviderCall,
+  family: ModelFamily,
+  parameters: Record<string, string | number>,
+): FormData {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(parameters)) form.append(name, String(value));
+  // GPT image models take several images as `image[]`; dall-e-2 takes one, as `image`.
+  const field = family === "dall-e-2" ? "image" : "image[]";
+  call.images.forEach((image, index) => {
+    form.append(field, blobOf(image), `image-${index}.${EXTENSIONS[image.mimeType]}`);
+  });
+  if (call.mask) form.append("mask", blobOf(call.mask), `mask.${EXTENSIONS[call.mask.mimeType]}`);
+  return form;
+}
+
+function blobOf(image: InputImage): Blob {
+  return new Blob(
+    [new Uint8Array(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength)],
+    {
+      type: image.mimeType,
+    },
+  );
+}
+
+/** Reads only what the hub uses of the reply: the images, their format and the token usage. */
+function resultOf(
+  reply: unknown,
+  call: ProviderCall,
+  family: ModelFamily,
+): Omit<ProviderResult, "warnings"> {
+  const body = (typeof reply === "object" && reply !== null ? reply : {}) as {
+    data?: unknown;
+    output_format?: unknown;
+    usage?: unknown;
+  };
+  if (!Array.isArray(body.data) || body.data.length === 0) {
+    throw invalidResponse("OpenAI answered without images.");
+  }
+  // DALL·E models make PNGs; GPT image models say which format they made.
+  const format = typeof body.output_format === "string" ? body.output_format : call.outputFormat;
+  const mimeType =
+    family === "gpt-image" ? (MIME_TYPES[format ?? "png"] ?? "image/png") : "image/png";
+  const images = body.data.map((item: unknown): ProviderImage => {
+    const image = (typeof item === "object" && item !== null ? item : {}) as Record<
+      string,
+      unknown
+    >;
+    const revisedPrompt =
+      typeof image.revised_prompt === "string" ? image.revised_prompt : undefined;
+    if (typeof image.b64_json === "string" && image.b64_json.length > 0) {
+      return { kind: "base64", base64: image.b64_json, mimeType, revisedPrompt };
+    }
+    if (typeof image.url === "string" && image.url.length > 0) {
+      return { kind: "url", url: image.url, revisedPrompt };
+    }
+    throw invalidResponse("OpenAI answered with an image that has neither b64_json nor url.");
+  });
+  return { images, usage: usageOf(body.usage) };
+}
+
+function usageOf(value: unknown): TokenUsage | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const usage = value as Record<string, unknown>;
+  const { input_tokens, output_tokens, total_tokens } = usage;
+  if (
+    typeof input_tokens !== "number" ||
+    typeof output_tokens !== "number" ||
+    typeof total_tokens !== "number"
+  ) {
+    return undefined;
+  }
+  const result: TokenUsage = {
+    inputTokens: input_tokens,
+    outputTokens: output_tokens,
+    totalTokens: total_tokens,
+  };
+  const details = usage.input_tokens_details as Record<string, unknown> | undefined | null;
+  if (typeof details?.image_tokens === "number") result.inputImageTokens = details.image_tokens;
+  if (typeof details?.text_tokens === "number") result.inputTextTokens = details.text_tokens;
+  return result;
+}
+
+function invalidResponse(message: string) {
+  return upstreamFailed(message, { code: "upstream_invalid_response" });
+}

@@ -1,0 +1,598 @@
+import assert from "node:assert/strict";
+import { after, before, beforeEach, describe, it } from "node:test";
+import sharp from "sharp";
+import { HubError } from "../../src/errors.ts";
+import {
+  aspectRatioOfSize,
+  createGoogleProvider,
+  IMAGEN_ASPECT_RATIOS,
+  imageSizeOfSize,
+} from "../../src/providers/google.ts";
+import type {
+  ImageProvider,
+  InputImage,
+  ProviderCall,
+  ProviderImage,
+} from "../../src/providers/types.ts";
+import type { GoogleSimulator, RecordedGoogleRequest } from "../sim/google.ts";
+import { startGoogleSimulator } from "../sim/google.ts";
+
+function callOf(overrides: Partial<ProviderCall> = {}): ProviderCall {
+  return {
+    model: "gemini-2.5-flash-image",
+    prompt: "a red fox in the snow",
+    count: 1,
+    size: undefined,
+    quality: undefined,
+    style: undefined,
+    background: undefined,
+    outputFormat: undefined,
+    outputCompression: undefined,
+    moderation: undefined,
+    images: [],
+    mask: undefined,
+    user: undefined,
+    signal: new AbortController().signal,
+    ...overrides,
+  };
+}
+
+async function pngOf(width: number, height: number): Promise<InputImage> {
+  const bytes = await sharp({
+    create: { width, height, channels: 3, background: { r: 10, g: 200, b: 30 } },
+  })
+    .png()
+    .toBuffer();
+  return { bytes, mimeType: "image/png", width, height };
+}
+
+function base64Of(image: ProviderImage | undefined): string {
+  assert.equal(image?.kind, "base64");
+  return image.kind === "base64" ? image.base64 : "";
+}
+
+async function metadataOf(base64: string) {
+  return sharp(Buffer.from(base64, "base64")).metadata();
+}
+
+function hubError(expected: Partial<HubError>) {
+  return (error: unknown) => {
+    assert.ok(error instanceof HubError, `expected a HubError, got ${String(error)}`);
+    for (const [key, value] of Object.entries(expected)) {
+      assert.deepEqual(error[key as keyof HubError], value, `error.${key}`);
+    }
+    return true;
+  };
+}
+
+describe("aspectRatioOfSize", () => {
+  const gemini: Array<[string | undefined, string | undefined]> = [
+    ["1024x1024", "1:1"],
+    ["2048x2048", "1:1"],
+    ["832x1248", "2:3"],
+    ["1536x1024", "3:2"],
+    ["1024x1536", "2:3"],
+    ["864x1184", "3:4"],
+    ["1184x864", "4:3"],
+    ["896x1152", "4:5"],
+    ["1152x896", "5:4"],
+    ["768x1344", "9:16"],
+    ["1344x768", "16:9"],
+    ["1792x1024", "16:9"],
+    ["1536x672", "21:9"],
+    ["4000x1000", undefined],
+    ["1000x4000", undefined],
+    [undefined, undefined],
+    ["0x1024", undefined],
+    ["big", undefined],
+  ];
+  for (const [size, ratio] of gemini) {
+    it(`Gemini: ${size} → ${ratio}`, () => assert.equal(aspectRatioOfSize(size), ratio));
+  }
+
+  const imagen: Array<[string, string | undefined]> = [
+    ["1024x1024", "1:1"],
+    ["896x1280", "3:4"],
+    ["1280x896", "4:3"],
+    ["768x1408", "9:16"],
+    ["1408x768", "16:9"],
+    ["1536x1024", undefined],
+    ["1536x672", undefined],
+  ];
+  for (const [size, ratio] of imagen) {
+    it(`Imagen: ${size} → ${ratio}`, () => {
+      assert.equal(aspectRatioOfSize(size, IMAGEN_ASPECT_RATIOS), ratio);
+    });
+  }
+});
+
+describe("imageSizeOfSize", () => {
+  const table: Array<[string | undefined, string | undefined]> = [
+    ["1024x1024", "1K"],
+    ["1344x768", "1K"],
+    ["1584x672", "1K"],
+    ["1536x1536", "2K"],
+    ["2048x2048", "2K"],
+    ["2752x1536", "2K"],
+    ["4096x4096", "4K"],
+    ["5504x3072", "4K"],
+    [undefined, undefined],
+  ];
+  for (const [size, imageSize] of table) {
+    it(`${size} → ${imageSize}`, () => assert.equal(imageSizeOfSize(size), imageSize));
+  }
+});
+
+describe("Google provider against the simulator", () => {
+  let sim: GoogleSimulator;
+  let google: ImageProvider;
+
+  before(async () => {
+    sim = await startGoogleSimulator();
+    google = createGoogleProvider({ apiKey: sim.apiKey, baseURL: `${sim.baseURL}/` });
+  });
+  after(() => sim.close());
+  beforeEach(() => {
+    sim.requests.length = 0;
+    sim.delayMs = 0;
+  });
+
+  /** The first request the simulator recorded in this test. */
+  function firstRequest(): RecordedGoogleRequest {
+    const request = sim.requests[0];
+    assert.ok(request, "the simulator received a request");
+    return request;
+  }
+
+  describe("Gemini generateContent", () => {
+    it("sends the prompt, the key as a header and the aspect ratio, and returns the image as sent", async () => {
+      const result = await google.generate(callOf({ size: "1344x768" }));
+
+      assert.equal(sim.requests.length, 1);
+      const request = firstRequest();
+      assert.equal(request.method, "POST");
+      assert.equal(request.path, "/v1beta/models/gemini-2.5-flash-image:generateContent");
+      assert.equal(request.headers["x-goog-api-key"], sim.apiKey);
+      assert.equal(request.headers.authorization, undefined);
+      assert.equal(request.headers["content-type"], "application/json");
+      assert.deepEqual(request.body, {
+        contents: [{ role: "user", parts: [{ text: "a red fox in the snow" }] }],
+        generationConfig: {
+          responseModalities: ["TEXT", "IMAGE"],
+          imageConfig: { aspectRatio: "16:9" },
+        },
+      });
+
+      assert.equal(result.images.length, 1);
+      const image = result.images[0];
+      assert.deepEqual(image, {
+        kind: "base64",
+        base64: request.images[0],
+        mimeType: "image/png",
+        revisedPrompt: undefined,
+      });
+      const metadata = await metadataOf(base64Of(image));
+      assert.equal(metadata.format, "png");
+      assert.deepEqual([metadata.width, metadata.height], [1344, 768]);
+      assert.deepEqual(result.warnings, []);
+    });
+
+    it("maps usageMetadata to token usage", async () => {
+      const result = await google.generate(callOf());
+      const reply = firstRequest().reply as { usageMetadata: Record<string, number> };
+      const usage = reply.usageMetadata;
+      assert.deepEqual(result.usage, {
+        inputTokens: usage.promptTokenCount,
+        outputTokens: usage.candidatesTokenCount,
+        totalTokens: usage.totalTokenCount,
+        inputTextTokens: usage.promptTokenCount,
+        inputImageTokens: 0,
+      });
+      assert.ok((result.usage?.outputTokens ?? 0) > 1000);
+    });
+
+    it("leaves out imageConfig without a size, and sends input images as inlineData", async () => {
+      const first = await pngOf(300, 200);
+      const second = await pngOf(64, 64);
+      second.mimeType = "image/png";
+      const result = await google.generate(callOf({ images: [first, second] }));
+
+      const body = firstRequest().body;
+      assert.deepEqual(body, {
+        contents: [
+          {
+            role: "user",
+            parts: [
+              { text: "a red fox in the snow" },
+              { inlineData: { mimeType: "image/png", data: first.bytes.toString("base64") } },
+              { inlineData: { mimeType: "image/png", data: second.bytes.toString("base64") } },
+            ],
+          },
+        ],
+        generationConfig: { responseModalities: ["TEXT", "IMAGE"] },
+      });
+      // Without an aspect ratio Gemini follows the first input image: 300x200 is 3:2.
+      const metadata = await metadataOf(base64Of(result.images[0]));
+      assert.deepEqual([metadata.width, metadata.height], [1248, 832]);
+      assert.ok((result.usage?.inputImageTokens ?? 0) > 0);
+    });
+
+    it("sends imageSize to gemini-3-pro-image-preview and skips its thought images", async () => {
+      const result = await google.generate(
+        callOf({ model: "gemini-3-pro-image-preview", size: "2048x2048" }),
+      );
+      const request = firstRequest();
+      assert.equal(request.path, "/v1beta/models/gemini-3-pro-image-preview:generateContent");
+      assert.deepEqual((request.body as { generationConfig: unknown }).generationConfig, {
+        responseModalities: ["TEXT", "IMAGE"],
+        imageConfig: { aspectRatio: "1:1", imageSize: "2K" },
+      });
+      assert.equal(result.images.length, 1);
+      assert.equal(base64Of(result.images[0]), request.images[0]);
+      const metadata = await metadataOf(base64Of(result.images[0]));
+      assert.deepEqual([metadata.width, metadata.height], [2048, 2048]);
+
+      const reply = request.reply as { usageMetadata: Record<string, number> };
+      const usage = reply.usageMetadata;
+      assert.equal(
+        result.usage?.outputTokens,
+        (usage.candidatesTokenCount ?? 0) + (usage.thoughtsTokenCount ?? 0),
+      );
+      assert.equal(result.usage?.totalTokens, usage.totalTokenCount);
+    });
+
+    it("does not send imageSize to gemini-2.5-flash-image, and warns when the size asks for more", async () => {
+      const result = await google.generate(callOf({ size: "2048x2048" }));
+      assert.deepEqual((firstRequest().body as { generationConfig: unknown }).generationConfig, {
+        responseModalities: ["TEXT", "IMAGE"],
+        imageConfig: { aspectRatio: "1:1" },
+      });
+      assert.equal(result.warnings.length, 1);
+      assert.match(result.warnings[0] ?? "", /about 1K/);
+    });
+
+    it("reports settings Gemini has no notion of as warnings", async () => {
+      const result = await google.generate(
+        callOf({
+          quality: "hd",
+          style: "vivid",
+          background: "transparent",
+          outputCompression: 80,
+          moderation: "low",
+          outputFormat: "jpeg",
+        }),
+      );
+      assert.equal(result.images.length, 1);
+      const warnings = result.warnings.join("\n");
+      for (const setting of [
+        "quality",
+        "style",
+        "background",
+        "output_compression",
+        "moderation",
+        "output_format",
+      ]) {
+        assert.match(warnings, new RegExp(setting));
+      }
+      const body = JSON.stringify(firstRequest().body);
+      for (const leak of ["hd", "vivid", "transparent", "jpeg"])
+        assert.ok(!body.includes(`"${leak}"`));
+    });
+
+    it("throws a plain error when asked for more than one image per call", async () => {
+      await assert.rejects(google.generate(callOf({ count: 2 })), (error: unknown) => {
+        assert.ok(error instanceof Error && !(error instanceof HubError));
+        return true;
+      });
+      assert.equal(sim.requests.length, 0);
+    });
+
+    it("refuses a mask before calling Google", async () => {
+      const mask = await pngOf(32, 32);
+      const image = await pngOf(32, 32);
+      await assert.rejects(
+        google.generate(callOf({ images: [image], mask })),
+        hubError({ status: 400, param: "mask" }),
+      );
+      assert.equal(sim.requests.length, 0);
+    });
+
+    it("turns a blocked prompt into a content-policy error naming the reason", async () => {
+      sim.blockNext("prompt");
+      await assert.rejects(
+        google.generate(callOf()),
+        hubError({ status: 400, code: "content_policy_violation", param: "prompt" }),
+      );
+      sim.blockNext("prompt");
+      await assert.rejects(google.generate(callOf()), /SAFETY/);
+    });
+
+    it("turns a withheld image (IMAGE_SAFETY) into a content-policy error", async () => {
+      sim.blockNext("image");
+      await assert.rejects(
+        google.generate(callOf()),
+        (error: unknown) =>
+          hubError({ status: 400, code: "content_policy_violation" })(error) &&
+          /IMAGE_SAFETY/.test((error as Error).message),
+      );
+    });
+
+    it("answers upstream_no_image when Gemini only talks", async () => {
+      sim.failNext({
+        status: 200,
+        body: {
+          candidates: [
+            {
+              content: { role: "model", parts: [{ text: "I drew nothing." }] },
+              finishReason: "STOP",
+            },
+          ],
+        },
+      });
+      await assert.rejects(
+        google.generate(callOf()),
+        hubError({ status: 502, code: "upstream_no_image", type: "upstream_error" }),
+      );
+    });
+
+    it("reads inline_data spelled in snake case", async () => {
+      sim.failNext({
+        status: 200,
+        body: {
+          candidates: [
+            {
+              content: {
+                parts: [
+                  { text: "here" },
+                  { inline_data: { mime_type: "image/jpeg", data: "AAAA" } },
+                ],
+              },
+              finishReason: "STOP",
+            },
+          ],
+        },
+      });
+      const result = await google.generate(callOf());
+      assert.deepEqual(result.images, [
+        { kind: "base64", base64: "AAAA", mimeType: "image/jpeg", revisedPrompt: undefined },
+      ]);
+      assert.equal(result.usage, undefined);
+    });
+  });
+
+  describe("Imagen predict", () => {
+    it("sends instances and parameters, and returns every image as sent", async () => {
+      const result = await google.generate(
+        callOf({ model: "imagen-4.0-generate-001", count: 3, size: "1408x768" }),
+      );
+      const request = firstRequest();
+      assert.equal(request.path, "/v1beta/models/imagen-4.0-generate-001:predict");
+      assert.equal(request.headers["x-goog-api-key"], sim.apiKey);
+      assert.deepEqual(request.body, {
+        instances: [{ prompt: "a red fox in the snow" }],
+        parameters: { sampleCount: 3, includeRaiReason: true, aspectRatio: "16:9" },
+      });
+      assert.equal(result.images.length, 3);
+      assert.deepEqual(result.images.map(base64Of), request.images);
+      for (const image of result.images) {
+        assert.equal(image.kind === "base64" && image.mimeType, "image/png");
+        const metadata = await metadataOf(base64Of(image));
+        assert.deepEqual([metadata.format, metadata.width, metadata.height], ["png", 1408, 768]);
+      }
+      assert.equal(result.usage, undefined);
+      assert.deepEqual(result.warnings, []);
+    });
+
+    it("asks for JPEG through outputOptions", async () => {
+      const result = await google.generate(
+        callOf({
+          model: "imagen-4.0-generate-001",
+          size: "1280x896",
+          outputFormat: "jpeg",
+          outputCompression: 70,
+        }),
+      );
+      assert.deepEqual((firstRequest().body as { parameters: unknown }).parameters, {
+        sampleCount: 1,
+        includeRaiReason: true,
+        aspectRatio: "4:3",
+        outputOptions: { mimeType: "image/jpeg", compressionQuality: 70 },
+      });
+      const image = result.images[0];
+      assert.equal(image?.kind === "base64" && image.mimeType, "image/jpeg");
+      const metadata = await metadataOf(base64Of(image));
+      assert.deepEqual([metadata.format, metadata.width, metadata.height], ["jpeg", 1280, 896]);
+      assert.deepEqual(result.warnings, []);
+    });
+
+    it("warns that webp is not available and sends no outputOptions", async () => {
+      const result = await google.generate(
+        callOf({ model: "imagen-4.0-generate-001", outputFormat: "webp" }),
+      );
+      assert.deepEqual((firstRequest().body as { parameters: unknown }).parameters, {
+        sampleCount: 1,
+        includeRaiReason: true,
+      });
+      assert.equal(result.images[0]?.kind === "base64" && result.images[0].mimeType, "image/png");
+      assert.equal(result.warnings.length, 1);
+      assert.match(result.warnings[0] ?? "", /webp/);
+    });
+
+    it("turns an empty reply (the safety filter took everything) into a content-policy error", async () => {
+      sim.blockNext();
+      await assert.rejects(
+        google.generate(callOf({ model: "imagen-4.0-generate-001", count: 2 })),
+        hubError({ status: 400, code: "content_policy_violation", param: "prompt" }),
+      );
+      assert.deepEqual(firstRequest().reply, {});
+    });
+
+    it("turns only filtered predictions into a content-policy error with Google's reason", async () => {
+      sim.filterNext(2);
+      await assert.rejects(
+        google.generate(callOf({ model: "imagen-4.0-generate-001", count: 2 })),
+        (error: unknown) =>
+          hubError({ code: "content_policy_violation" })(error) &&
+          /safety filter threshold/.test((error as Error).message),
+      );
+    });
+
+    it("returns the images the filter left, with a warning", async () => {
+      sim.filterNext(2);
+      const result = await google.generate(callOf({ model: "imagen-4.0-generate-001", count: 4 }));
+      assert.equal(result.images.length, 2);
+      assert.deepEqual(result.images.map(base64Of), firstRequest().images);
+      assert.equal(result.warnings.length, 1);
+      assert.match(result.warnings[0] ?? "", /2 of 4/);
+    });
+
+    it("refuses input images: Imagen does not edit", async () => {
+      const image = await pngOf(64, 64);
+      await assert.rejects(
+        google.generate(callOf({ model: "imagen-4.0-generate-001", images: [image] })),
+        hubError({ status: 400, type: "invalid_request_error", param: "image" }),
+      );
+      assert.equal(sim.requests.length, 0);
+    });
+
+    it("refuses a size with no Imagen aspect ratio before calling Google", async () => {
+      await assert.rejects(
+        google.generate(callOf({ model: "imagen-4.0-generate-001", size: "1536x1024" })),
+        hubError({ status: 400, param: "size" }),
+      );
+      assert.equal(sim.requests.length, 0);
+    });
+
+    it("maps a Responsible AI 400 to a content-policy error", async () => {
+      sim.failNext({
+        status: 400,
+        body: {
+          error: {
+            code: 400,
+            message:
+              "Image generation failed with the following error: The prompt could not be submitted. This prompt contains sensitive words that violate Google's Responsible AI practices.",
+            status: "INVALID_ARGUMENT",
+          },
+        },
+      });
+      await assert.rejects(
+        google.generate(callOf({ model: "imagen-4.0-generate-001" })),
+        hubError({ status: 400, code: "content_policy_violation" }),
+      );
+    });
+  });
+
+  describe("failures", () => {
+    it("maps a wrong key (400 API_KEY_INVALID) to an auth failure without Google's message", async () => {
+      const wrong = createGoogleProvider({ apiKey: "not-the-key", baseURL: sim.baseURL });
+      await assert.rejects(wrong.generate(callOf()), (error: unknown) => {
+        hubError({ status: 502, type: "upstream_error", code: "upstream_auth_failed" })(error);
+        assert.doesNotMatch((error as Error).message, /API key not valid/);
+        assert.doesNotMatch(JSON.stringify((error as HubError).toJSON()), /not-the-key|API key/);
+        return true;
+      });
+      const reply = firstRequest().reply as { error: { code: number; status: string } };
+      assert.equal(reply.error.code, 400);
+      assert.equal(reply.error.status, "INVALID_ARGUMENT");
+    });
+
+    it("maps a missing key (403 PERMISSION_DENIED) to an auth failure", async () => {
+      const keyless = createGoogleProvider({ apiKey: "", baseURL: sim.baseURL });
+      await assert.rejects(
+        keyless.generate(callOf({ model: "imagen-4.0-generate-001" })),
+        hubError({ status: 502, code: "upstream_auth_failed" }),
+      );
+      assert.equal((firstRequest().reply as { error: { code: number } }).error.code, 403);
+    });
+
+    it("never puts the key in the URL", async () => {
+      await google.generate(callOf());
+      await google.generate(callOf({ model: "imagen-4.0-generate-001" }));
+      for (const request of sim.requests) {
+        assert.ok(!request.path.includes("?"), request.path);
+        assert.ok(!request.path.includes(sim.apiKey), request.path);
+      }
+    });
+
+    it("maps an unknown model to upstream_model_not_found", async () => {
+      await assert.rejects(
+        google.generate(callOf({ model: "gemini-0-nonexistent" })),
+        hubError({ status: 502, code: "upstream_model_not_found" }),
+      );
+      await assert.rejects(
+        google.generate(callOf({ model: "imagen-0-nonexistent" })),
+        hubError({ status: 502, code: "upstream_model_not_found" }),
+      );
+    });
+
+    it("passes a 429 on as rate limited with Retry-After", async () => {
+      sim.failNext({
+        status: 429,
+        headers: { "retry-after": "7" },
+        body: {
+          error: {
+            code: 429,
+            message: "You exceeded your current quota, please check your plan.",
+            status: "RESOURCE_EXHAUSTED",
+          },
+        },
+      });
+      await assert.rejects(
+        google.generate(callOf()),
+        hubError({
+          status: 429,
+          type: "rate_limit_error",
+          code: "rate_limit_exceeded",
+          retryable: true,
+          retryAfterSeconds: 7,
+        }),
+      );
+    });
+
+    it("maps a 500 to a retryable 502", async () => {
+      sim.failNext({
+        status: 500,
+        body: {
+          error: { code: 500, message: "An internal error has occurred.", status: "INTERNAL" },
+        },
+      });
+      await assert.rejects(
+        google.generate(callOf({ model: "imagen-4.0-generate-001" })),
+        hubError({ status: 502, type: "upstream_error", retryable: true }),
+      );
+    });
+
+    it("answers 504 when Google takes longer than the time budget", async () => {
+      const impatient = createGoogleProvider({
+        apiKey: sim.apiKey,
+        baseURL: sim.baseURL,
+        timeoutMs: 100,
+      });
+      sim.delayMs = 2_000;
+      await assert.rejects(
+        impatient.generate(callOf()),
+        hubError({ status: 504, code: "upstream_timeout", retryable: true }),
+      );
+    });
+
+    it("rejects promptly with the signal's reason when the call is aborted", async () => {
+      sim.delayMs = 5_000;
+      const controller = new AbortController();
+      const reason = new Error("client went away");
+      const started = Date.now();
+      setTimeout(() => controller.abort(reason), 50);
+      await assert.rejects(google.generate(callOf({ signal: controller.signal })), (error) => {
+        assert.equal(error, reason);
+        return true;
+      });
+      assert.ok(Date.now() - started < 1_000, "rejected promptly");
+    });
+
+    it("rejects at once when the signal is already aborted", async () => {
+      const controller = new AbortController();
+      controller.abort(new Error("gone"));
+      await assert.rejects(google.generate(callOf({ signal: controller.signal })), /gone/);
+      assert.equal(sim.requests.length, 0);
+    });
+  });
+});
