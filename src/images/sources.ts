@@ -19,14 +19,22 @@ export function createImageSourceLoader(options: {
     signal: AbortSignal,
   ): Promise<InputImage[]> {
     if (sources.length === 0) return [];
+    // The first failure cancels the other loads: no reason to keep fetching for a lost request.
+    const failed = new AbortController();
+    const shared = AbortSignal.any([signal, failed.signal]);
     const paramOf = (index: number) => (sources.length > 1 ? `${param}[${index}]` : param);
+    const loadOne = (source: ImageSource, index: number): Promise<InputImage> =>
+      typeof source === "string"
+        ? loadInputImages([source], { ...options, param: paramOf(index), signal: shared }).then(
+            (loaded) => loaded[0] as InputImage,
+          )
+        : decodeImageBytes(source, { maxPixels: options.maxPixels, param: paramOf(index) });
     return Promise.all(
       sources.map((source, index) =>
-        typeof source === "string"
-          ? loadInputImages([source], { ...options, param: paramOf(index), signal }).then(
-              (loaded) => loaded[0] as InputImage,
-            )
-          : decodeImageBytes(source, { maxPixels: options.maxPixels, param: paramOf(index) }),
+        loadOne(source, index).catch((error: unknown) => {
+          failed.abort(error);
+          throw error;
+        }),
       ),
     );
   };
