@@ -34,6 +34,8 @@ import type { Database } from "./storage/db/types.ts";
 export interface AppOptions {
   /** Pino options, or false for silence (tests). */
   logger?: FastifyServerOptions["logger"];
+  /** Where the standard log lines go instead of stdout (tests read them). */
+  logStream?: { write(line: string): void };
   /** Replaces the clock (tests of URL expiry). */
   clock?: () => number;
   /** Replaces the fetch providers use (tests). */
@@ -50,7 +52,7 @@ const SWEEP_INTERVAL_MS = 5 * 60 * 1000;
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
   const clock = options.clock ?? Date.now;
   const app = Fastify({
-    logger: options.logger ?? loggerOptions(config.logLevel),
+    logger: options.logger ?? loggerOptions(config.logLevel, options.logStream),
     bodyLimit: config.maxBodyBytes,
     genReqId: requestIdOf,
     ajv: { customOptions: { allErrors: false } },
@@ -172,9 +174,13 @@ function requestIdOf(request: { headers: Record<string, string | string[] | unde
  * Logs carry the request id, method, path and status; never headers with secrets, bodies
  * (prompts, base64) or query strings (a hosted image's signature is a capability).
  */
-function loggerOptions(level: string): FastifyServerOptions["logger"] {
+function loggerOptions(
+  level: string,
+  stream: AppOptions["logStream"],
+): FastifyServerOptions["logger"] {
   return {
     level,
+    ...(stream ? { stream } : {}),
     redact: {
       paths: ["req.headers.authorization", 'req.headers["x-goog-api-key"]', "req.headers.cookie"],
       censor: "[redacted]",

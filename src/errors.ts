@@ -77,8 +77,8 @@ export function forbidden(message: string, code = "permission_denied") {
 }
 
 /** 404 for an unknown model, as OpenAI answers it. */
-export function modelNotFound(model: string) {
-  return new HubError(`The model '${model}' does not exist or is not available on this hub.`, {
+export function modelNotFound(model: string, reason = "does not exist on this hub") {
+  return new HubError(`The model '${model}' ${reason}. GET /api/models lists the models.`, {
     status: 404,
     type: "invalid_request_error",
     code: "model_not_found",

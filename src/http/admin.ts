@@ -30,7 +30,7 @@ export function registerAdminRoutes(
   app.post<{ Body: { name: string; role?: "client" | "admin" } }>(
     "/api/admin/keys",
     {
-      preHandler: options.auth.requireAdmin,
+      onRequest: options.auth.requireAdmin,
       schema: {
         summary: "Create an API key",
         tags: ["admin"],

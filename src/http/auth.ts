@@ -1,8 +1,10 @@
 /**
  * Authentication hooks for routes: `requireKey` for the API, `requireAdmin` for /api/admin.
- * The principal lands on `request.principal` for the handler.
+ * They run on `onRequest`, before the body is read: an unauthenticated client gets its 401
+ * without the hub parsing (up to MAX_BODY_BYTES of) its body. The principal lands on
+ * `request.principal` for the handler.
  */
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from "fastify";
+import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from "fastify";
 import type { Authenticator, Principal } from "../auth/principal.ts";
 import { forbidden } from "../errors.ts";
 
@@ -13,8 +15,8 @@ declare module "fastify" {
 }
 
 export interface AuthHooks {
-  requireKey: preHandlerAsyncHookHandler;
-  requireAdmin: preHandlerAsyncHookHandler;
+  requireKey: onRequestAsyncHookHandler;
+  requireAdmin: onRequestAsyncHookHandler;
 }
 
 export function createAuthHooks(authenticator: Authenticator): AuthHooks {

@@ -13,6 +13,11 @@ interface SchemaError {
   params?: Record<string, unknown>;
 }
 
+/** Messages for schema rules whose generic wording would not help a client. */
+const FRIENDLY_MESSAGES: Record<string, string> = {
+  "size:pattern": "must be WIDTHxHEIGHT such as 1024x1024, or auto",
+};
+
 /** Turns schema validation errors (ajv) into one 400 naming the parameter, as OpenAI does. */
 export function validationError(errors: readonly SchemaError[], part = "body"): HubError {
   const first = errors.find((error) => error.keyword !== "anyOf") ?? errors[0];
@@ -30,11 +35,15 @@ export function validationError(errors: readonly SchemaError[], part = "body"): 
       "missing_required_parameter",
     );
   }
-  const detail = first?.message ?? "is not valid";
-  const allowed = first?.params?.allowedValues;
-  const values = Array.isArray(allowed) ? ` (${allowed.join(", ")})` : "";
   const name = param ?? part;
-  return invalidRequest(`Invalid '${name}': ${detail}${values}.`, param, "invalid_value");
+  const allowed = errors
+    .filter((error) => error.instancePath === first?.instancePath && error.keyword === "const")
+    .map((error) => String(error.params?.allowedValue));
+  const detail =
+    allowed.length > 0
+      ? `must be one of ${allowed.join(", ")}`
+      : (FRIENDLY_MESSAGES[`${name}:${first?.keyword}`] ?? first?.message ?? "is not valid");
+  return invalidRequest(`Invalid '${name}': ${detail}.`, param, "invalid_value");
 }
 
 export function toHubError(error: FastifyError | Error): HubError {

@@ -38,7 +38,7 @@ export function registerImageRoutes(
     app.post<{ Body: Static<typeof ImageGenerationBody> }>(
       `${prefix}/images/generations`,
       {
-        preHandler: auth.requireKey,
+        onRequest: auth.requireKey,
         schema: {
           summary: "Create images from a prompt (or edit, with `image`)",
           tags: ["images"],
@@ -60,7 +60,7 @@ export function registerImageRoutes(
     app.post(
       `${prefix}/images/edits`,
       {
-        preHandler: auth.requireKey,
+        onRequest: auth.requireKey,
         schema: {
           summary: "Edit images: multipart/form-data as OpenAI's edits endpoint, or JSON",
           tags: ["images"],

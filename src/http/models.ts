@@ -20,7 +20,7 @@ export function registerModelRoutes(
     app.get(
       `${prefix}/models`,
       {
-        preHandler: options.auth.requireKey,
+        onRequest: options.auth.requireKey,
         schema: {
           summary: "List the image models this hub serves",
           tags: ["models"],

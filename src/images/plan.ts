@@ -58,7 +58,13 @@ export function planImageJob(
 ): ImageJob {
   const requestedModel = request.model ?? options.defaultModel;
   const model = catalog.find(requestedModel);
-  if (!model || !options.isProviderConfigured(model.provider)) throw modelNotFound(requestedModel);
+  if (!model) throw modelNotFound(requestedModel);
+  if (!options.isProviderConfigured(model.provider)) {
+    throw modelNotFound(
+      requestedModel,
+      `is not available: its provider (${model.provider}) has no credentials on this hub`,
+    );
+  }
   if (request.stream === true) {
     throw invalidRequest("Streaming is not supported; send stream: false or omit it.", "stream");
   }
