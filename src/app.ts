@@ -89,7 +89,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.addHook("onClose", () => fetcher.close());
 
   // The domain.
-  const catalog = createCatalog();
+  const catalog = createCatalog(undefined, config.modelAliases);
   const images = createImageService({
     catalog,
     providers: createProviders(config, options.providerFetch),

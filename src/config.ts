@@ -14,6 +14,8 @@ export interface Config {
   publicUrl: string;
   adminKey: string | undefined;
   defaultImageModel: string;
+  /** Extra model names an operator routes to catalog models: `dall-e-2` → `gpt-image-1`. */
+  modelAliases: Record<string, string>;
   openai: { apiKey: string | undefined; baseURL: string };
   gemini: { apiKey: string | undefined; baseURL: string };
   /** Secret for signing hosted-image URLs; when unset, one is kept in `dataDir`. */
@@ -48,6 +50,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: trimSlash(text(env, "PUBLIC_URL") ?? `http://${hostForUrl(publicHost)}:${port}`),
     adminKey: text(env, "ADMIN_KEY"),
     defaultImageModel: text(env, "DEFAULT_IMAGE_MODEL") ?? "dall-e-2",
+    modelAliases: aliases(env, "MODEL_ALIASES"),
     openai: {
       apiKey: text(env, "OPENAI_API_KEY"),
       baseURL: trimSlash(text(env, "OPENAI_BASE_URL") ?? "https://api.openai.com/v1"),
@@ -80,6 +83,19 @@ function list(env: Env, name: string): string[] {
     .split(",")
     .map((item) => item.trim())
     .filter(Boolean);
+}
+
+/** `name=model,name=model`, e.g. `dall-e-2=gpt-image-1,fast=gpt-image-1-mini`. */
+function aliases(env: Env, name: string): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const pair of list(env, name)) {
+    const [alias, target, ...rest] = pair.split("=").map((part) => part.trim());
+    if (!alias || !target || rest.length > 0) {
+      throw new Error(`Setting ${name} takes name=model pairs separated by commas, not '${pair}'.`);
+    }
+    result[alias] = target;
+  }
+  return result;
 }
 
 function integer(
