@@ -122,7 +122,7 @@ function abortOnDisconnect(request: FastifyRequest, reply: FastifyReply): AbortS
 
 function sendResult(reply: FastifyReply, result: GenerationResult) {
   if (result.warnings.length > 0) {
-    reply.header("x-image-hub-warnings", result.warnings.join(" | "));
+    reply.header("x-image-hub-warnings", headerSafe(result.warnings.join(" | ")));
   }
   if (result.partial) {
     const { requested, delivered, errorCode } = result.partial;
@@ -137,4 +137,9 @@ function sendResult(reply: FastifyReply, result: GenerationResult) {
     data: result.data,
     ...(result.usage ? { usage: result.usage } : {}),
   });
+}
+
+/** Header values must be visible ASCII; warnings may quote an upstream's words in any script. */
+function headerSafe(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, "?").slice(0, 2000);
 }
