@@ -103,11 +103,16 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       const upstreamStartedAt = clock();
       const calls = await callProvider(provider, job, images, mask, signal);
       upstreamLatencyMs = clock() - upstreamStartedAt;
+      // A client that has gone gets nothing stored or counted as delivered for it.
+      signal.throwIfAborted();
 
       const made = calls.flatMap((call) => (call.status === "fulfilled" ? call.value.images : []));
       const errors = calls.flatMap((call) => (call.status === "rejected" ? [call.reason] : []));
       if (made.length === 0) throw mostTellingError(errors, signal);
-      if (made.length < job.n) partialCode = errorCodeOf(errors[0]) ?? "fewer_images";
+      if (made.length < job.n) {
+        partialCode = errors.length > 0 ? errorCodeOf(mostTellingError(errors, signal)) : undefined;
+        partialCode ??= "fewer_images";
+      }
 
       const data = await deliver(job, made, signal);
       delivered = data.length;
@@ -198,8 +203,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         const revised = image.revisedPrompt ? { revised_prompt: image.revisedPrompt } : {};
         if (job.responseFormat === "b64_json") {
           if (image.kind === "base64") return { b64_json: image.base64, ...revised };
-          const bytes =
-            image.kind === "bytes" ? image.bytes : await deps.fetchUpstreamImage(image.url, signal);
+          const { bytes } = await bytesOf(image, signal);
           return { b64_json: bytes.toString("base64"), ...revised };
         }
         const { bytes, mimeType } = await bytesOf(image, signal);

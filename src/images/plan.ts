@@ -56,7 +56,7 @@ export function planImageJob(
   request: ImageJobRequest,
   options: PlanOptions,
 ): ImageJob {
-  const requestedModel = request.model ?? options.defaultModel;
+  const requestedModel = (request.model ?? options.defaultModel).trim();
   const model = catalog.find(requestedModel);
   if (!model) throw modelNotFound(requestedModel);
   if (!options.isProviderConfigured(model.provider)) {
@@ -70,6 +70,9 @@ export function planImageJob(
   }
   const warnings: string[] = [];
   const n = request.n ?? 1;
+  if (!Number.isInteger(n) || n < 1 || n > 10) {
+    throw invalidRequest("Invalid 'n': must be a whole number from 1 to 10.", "n", "invalid_value");
+  }
   const images = request.image === undefined ? [] : [request.image].flat();
 
   checkPrompt(model, request.prompt);
@@ -116,10 +119,12 @@ function checkPrompt(model: ModelSpec, prompt: string): void {
   if (prompt.trim().length === 0) {
     throw invalidRequest("Invalid 'prompt': it must not be empty.", "prompt", "empty_string");
   }
-  if (prompt.length > model.maxPromptLength) {
+  // Characters, as the schema and the providers count them: code points, not UTF-16 units.
+  const length = [...prompt].length;
+  if (length > model.maxPromptLength) {
     throw invalidRequest(
       `Invalid 'prompt': ${model.id} takes at most ${model.maxPromptLength} characters, ` +
-        `but got ${prompt.length}.`,
+        `but got ${length}.`,
       "prompt",
       "string_above_max_length",
     );

@@ -50,7 +50,14 @@ export const ImageGenerationBody = Type.Object(
     ),
     quality: Type.Optional(
       Type.Union(
-        ["standard", "hd", "low", "medium", "high", "auto"].map((value) => Type.Literal(value)),
+        [
+          Type.Literal("standard"),
+          Type.Literal("hd"),
+          Type.Literal("low"),
+          Type.Literal("medium"),
+          Type.Literal("high"),
+          Type.Literal("auto"),
+        ],
         { description: "standard or hd (dall-e-3); low, medium, high or auto (GPT image)." },
       ),
     ),
