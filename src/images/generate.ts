@@ -13,6 +13,7 @@
 import { randomUUID } from "node:crypto";
 import type { Principal } from "../auth/principal.ts";
 import { type HubError, internalError, isHubError, upstreamFailed } from "../errors.ts";
+import { sniffImageType } from "../image-formats.ts";
 import type {
   ImageMimeType,
   ImageProvider,
@@ -254,20 +255,4 @@ function sumUsage(usages: Array<TokenUsage | undefined>): GenerationResult["usag
     output_tokens: reported.reduce((sum, usage) => sum + usage.outputTokens, 0),
     total_tokens: reported.reduce((sum, usage) => sum + usage.totalTokens, 0),
   };
-}
-
-/** The image type by its first bytes: PNG, JPEG or WebP, or undefined. */
-export function sniffImageType(bytes: Buffer): ImageMimeType | undefined {
-  if (bytes.length >= 8 && bytes.readUInt32BE(0) === 0x89504e47) return "image/png";
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
-    return "image/jpeg";
-  }
-  if (
-    bytes.length >= 12 &&
-    bytes.toString("latin1", 0, 4) === "RIFF" &&
-    bytes.toString("latin1", 8, 12) === "WEBP"
-  ) {
-    return "image/webp";
-  }
-  return undefined;
 }

@@ -10,6 +10,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { HubError } from "../errors.ts";
+import { EXTENSION_OF_MIME_TYPE } from "../image-formats.ts";
 import type { ImageMimeType } from "../providers/types.ts";
 import type { BlobStore, StoredBlob } from "../storage/blobs/types.ts";
 
@@ -20,12 +21,6 @@ export const IMAGE_ROUTE_PREFIX = "/files/images";
 
 /** Keeps these signatures apart from any other use of the same secret. */
 const SIGNATURE_CONTEXT = "image-hub/image-url/v1";
-
-const EXTENSIONS: Record<ImageMimeType, string> = {
-  "image/png": "png",
-  "image/jpeg": "jpg",
-  "image/webp": "webp",
-};
 
 /** What `save` names images: 22 base64url characters (128 bits) and one extension we make. */
 const NAME_PATTERN = /^[A-Za-z0-9_-]{22}\.(?:png|jpg|webp)$/;
@@ -81,7 +76,7 @@ export function createImageHost(options: ImageHostOptions): ImageHost {
 
   return {
     async save(bytes, mimeType) {
-      const extension = EXTENSIONS[mimeType];
+      const extension = EXTENSION_OF_MIME_TYPE[mimeType];
       if (extension === undefined) throw new TypeError(`Cannot host images of type ${mimeType}.`);
       const name = `${randomBytes(16).toString("base64url")}.${extension}`;
       // Whole seconds, rounded up, so the URL and the stored blob expire at the same instant.

@@ -10,6 +10,7 @@
  */
 import sharp, { type Metadata } from "sharp";
 import { HubError, invalidRequest, tooLarge } from "../errors.ts";
+import { FORMAT_OF_MIME_TYPE, looksLikeGif, sniffImageType } from "../image-formats.ts";
 import type { SafeFetcher } from "../net/safe-fetch.ts";
 import type { ImageMimeType, InputImage } from "../providers/types.ts";
 
@@ -78,8 +79,8 @@ export async function decodeImageBytes(
   options: DecodeImageOptions,
 ): Promise<InputImage> {
   const { param, maxPixels } = options;
-  const mimeType = sniffImageType(bytes, param);
-  const expected = FORMAT_OF[mimeType];
+  const mimeType = imageTypeOf(bytes, param);
+  const expected = FORMAT_OF_MIME_TYPE[mimeType];
   let metadata: Metadata;
   try {
     // Reads the header only, so no pixel limit is needed yet; the limit is checked below with
@@ -117,12 +118,6 @@ export async function decodeImageBytes(
   }
   return { bytes, mimeType, width, height };
 }
-
-const FORMAT_OF: Record<ImageMimeType, "png" | "jpeg" | "webp"> = {
-  "image/png": "png",
-  "image/jpeg": "jpeg",
-  "image/webp": "webp",
-};
 
 async function loadInputImage(
   source: string,
@@ -176,27 +171,15 @@ function decodeBase64(text: string, maxBytes: number, param: string): Buffer {
 }
 
 /** The type the bytes say they are; the Content-Type or data URL type is not trusted. */
-function sniffImageType(bytes: Buffer, param: string): ImageMimeType {
+function imageTypeOf(bytes: Buffer, param: string): ImageMimeType {
   if (bytes.length === 0) throw invalidImage("The image is empty.", param);
-  if (startsWith(bytes, 0, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return "image/png";
-  if (startsWith(bytes, 0, [0xff, 0xd8, 0xff])) return "image/jpeg";
-  if (startsWith(bytes, 0, ascii("RIFF")) && startsWith(bytes, 8, ascii("WEBP"))) {
-    return "image/webp";
-  }
-  const found = startsWith(bytes, 0, ascii("GIF8")) ? "GIF" : "not a known image format";
+  const mimeType = sniffImageType(bytes);
+  if (mimeType) return mimeType;
   throw invalidRequest(
-    `The image is ${found === "GIF" ? "a GIF" : found}; PNG, JPEG and WebP are accepted.`,
+    `The image is ${looksLikeGif(bytes) ? "a GIF" : "not a known image format"}; PNG, JPEG and WebP are accepted.`,
     param,
     "unsupported_image_format",
   );
-}
-
-function startsWith(bytes: Buffer, offset: number, expected: readonly number[]): boolean {
-  return expected.every((byte, index) => bytes[offset + index] === byte);
-}
-
-function ascii(text: string): number[] {
-  return [...text].map((character) => character.charCodeAt(0));
 }
 
 function invalidImage(message: string, param: string, cause?: unknown): HubError {

@@ -8,19 +8,8 @@
  */
 import { createHash } from "node:crypto";
 import sharp from "sharp";
-import type {
-  ImageMimeType,
-  ImageProvider,
-  OutputFormat,
-  ProviderCall,
-  ProviderResult,
-} from "./types.ts";
-
-const MIME_TYPES: Record<OutputFormat, ImageMimeType> = {
-  png: "image/png",
-  jpeg: "image/jpeg",
-  webp: "image/webp",
-};
+import { MIME_TYPE_OF_FORMAT } from "../image-formats.ts";
+import type { ImageProvider, OutputFormat, ProviderCall, ProviderResult } from "./types.ts";
 
 export function createLocalProvider(): ImageProvider {
   return {
@@ -33,7 +22,7 @@ export function createLocalProvider(): ImageProvider {
         Array.from({ length: call.count }, async (_, index) => ({
           kind: "bytes" as const,
           bytes: await drawPlaceholder(call, { width, height, index, format }),
-          mimeType: MIME_TYPES[format],
+          mimeType: MIME_TYPE_OF_FORMAT[format],
           revisedPrompt: undefined,
         })),
       );

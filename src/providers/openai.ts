@@ -6,11 +6,12 @@
  * hint the call carries that the model has no notion of comes back as a warning.
  */
 import { invalidRequest, upstreamFailed } from "../errors.ts";
+import { EXTENSION_OF_MIME_TYPE, MIME_TYPE_OF_FORMAT } from "../image-formats.ts";
 import type {
   HttpProviderOptions,
-  ImageMimeType,
   ImageProvider,
   InputImage,
+  OutputFormat,
   ProviderCall,
   ProviderImage,
   ProviderResult,
@@ -47,18 +48,6 @@ const ACCEPTED: Record<ModelFamily, Record<Endpoint, readonly Parameter[]>> = {
     // The edits endpoint has no `moderation`.
     edit: ["quality", "background", "output_format", "output_compression"],
   },
-};
-
-const MIME_TYPES: Record<string, ImageMimeType> = {
-  png: "image/png",
-  jpeg: "image/jpeg",
-  webp: "image/webp",
-};
-
-const EXTENSIONS: Record<ImageMimeType, string> = {
-  "image/png": "png",
-  "image/jpeg": "jpg",
-  "image/webp": "webp",
 };
 
 /**
@@ -170,9 +159,10 @@ function editForm(
   // GPT image models take several images as `image[]`; dall-e-2 takes one, as `image`.
   const field = family === "dall-e-2" ? "image" : "image[]";
   call.images.forEach((image, index) => {
-    form.append(field, blobOf(image), `image-${index}.${EXTENSIONS[image.mimeType]}`);
+    form.append(field, blobOf(image), `image-${index}.${EXTENSION_OF_MIME_TYPE[image.mimeType]}`);
   });
-  if (call.mask) form.append("mask", blobOf(call.mask), `mask.${EXTENSIONS[call.mask.mimeType]}`);
+  if (call.mask)
+    form.append("mask", blobOf(call.mask), `mask.${EXTENSION_OF_MIME_TYPE[call.mask.mimeType]}`);
   return form;
 }
 
@@ -202,7 +192,9 @@ function resultOf(
   // DALL·E models make PNGs; GPT image models say which format they made.
   const format = typeof body.output_format === "string" ? body.output_format : call.outputFormat;
   const mimeType =
-    family === "gpt-image" ? (MIME_TYPES[format ?? "png"] ?? "image/png") : "image/png";
+    family === "gpt-image"
+      ? (MIME_TYPE_OF_FORMAT[(format ?? "png") as OutputFormat] ?? "image/png")
+      : "image/png";
   const images = body.data.map((item: unknown): ProviderImage => {
     const image = (typeof item === "object" && item !== null ? item : {}) as Record<
       string,
