@@ -13,6 +13,7 @@ import { registerAdminRoutes } from "./http/admin.ts";
 import { createAuthHooks } from "./http/auth.ts";
 import { registerErrorHandling } from "./http/errors.ts";
 import { registerFileRoutes } from "./http/files.ts";
+import { registerGracefulClose } from "./http/graceful-close.ts";
 import { registerHealthRoutes } from "./http/health.ts";
 import { registerImageRoutes } from "./http/images.ts";
 import { registerModelRoutes } from "./http/models.ts";
@@ -55,8 +56,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     logger: options.logger ?? loggerOptions(config.logLevel, options.logStream),
     bodyLimit: config.maxBodyBytes,
     genReqId: requestIdOf,
-    ajv: { customOptions: { allErrors: false } },
+    // Types as sent, as OpenAI checks them: "n": "2" is a 400, not quietly 2.
+    ajv: { customOptions: { allErrors: false, coerceTypes: false } },
   });
+  // JSON only (multipart for edits, below): a text/plain body is a 415, not a confusing 400.
+  app.removeContentTypeParser("text/plain");
+  registerGracefulClose(app);
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
@@ -123,7 +128,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
   await app.register(multipart, {
     limits: {
-      fileSize: config.maxInputImageBytes,
+      fileSize: Math.min(config.maxInputImageBytes, config.maxBodyBytes),
       files: MAX_INPUT_IMAGES + 1,
       fields: 30,
       fieldSize: MAX_PROMPT_LENGTH * 4,

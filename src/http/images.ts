@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type Static, Type } from "typebox";
-import { invalidRequest } from "../errors.ts";
+import { HubError, invalidRequest } from "../errors.ts";
 import type { GenerationResult, ImageService } from "../images/generate.ts";
 import type { ImageJobRequest } from "../images/plan.ts";
 import { ErrorResponse, ImageGenerationBody, ImageResponse } from "../images/schema.ts";
@@ -39,6 +39,7 @@ export function registerImageRoutes(
       `${prefix}/images/generations`,
       {
         onRequest: auth.requireKey,
+        preValidation: refuseMultipart,
         schema: {
           summary: "Create images from a prompt (or edit, with `image`)",
           tags: ["images"],
@@ -106,6 +107,17 @@ async function readEditRequest(request: FastifyRequest): Promise<ImageJobRequest
     );
   }
   return { ...fields, image: body.image, mask: body.mask } as ImageJobRequest;
+}
+
+/** Multipart belongs to the edits endpoint; say so rather than "body must be object". */
+async function refuseMultipart(request: FastifyRequest) {
+  if (request.isMultipart()) {
+    throw new HubError(
+      "This endpoint takes JSON. Send multipart/form-data to /images/edits, or send the image " +
+        "as a URL or base64 in JSON here.",
+      { status: 415, type: "invalid_request_error", code: "unsupported_media_type" },
+    );
+  }
 }
 
 /** An AbortSignal that fires when the client goes away before the reply is sent. */
