@@ -3,9 +3,10 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
-import { HubError } from "../../src/errors.ts";
+import type { HubError } from "../../src/errors.ts";
 import { decodeImageBytes, loadInputImages } from "../../src/images/inputs.ts";
 import { createSafeFetcher, type SafeFetcher } from "../../src/net/safe-fetch.ts";
+import { hubErrorOf } from "../helpers/errors.ts";
 
 const MAX_BYTES = 1024 * 1024;
 const MAX_PIXELS = 16_000_000;
@@ -88,13 +89,7 @@ async function assertHubError(
   promise: Promise<unknown>,
   expected: { status: number; code: string; param?: string; message?: RegExp },
 ): Promise<HubError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof HubError, `expected a HubError, got ${String(caught)}`);
+  const caught = await hubErrorOf(promise);
   assert.equal(caught.status, expected.status, caught.message);
   assert.equal(caught.code, expected.code, caught.message);
   assert.equal(caught.param, expected.param ?? "image");

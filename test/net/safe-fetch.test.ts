@@ -3,7 +3,7 @@ import type { LookupAddress } from "node:dns";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, describe, test } from "node:test";
-import { HubError } from "../../src/errors.ts";
+import type { HubError } from "../../src/errors.ts";
 import {
   createSafeFetcher,
   type ResolveHost,
@@ -11,6 +11,7 @@ import {
   type SafeFetcherOptions,
   safeFetch,
 } from "../../src/net/safe-fetch.ts";
+import { hubErrorOf } from "../helpers/errors.ts";
 
 interface TestServer {
   /** `http://host:port` */
@@ -89,13 +90,7 @@ async function assertHubError(
   promise: Promise<unknown>,
   expected: { status: number; code: string; param?: string; message?: RegExp },
 ): Promise<HubError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof HubError, `expected a HubError, got ${String(caught)}`);
+  const caught = await hubErrorOf(promise);
   assert.equal(caught.status, expected.status, caught.message);
   assert.equal(caught.code, expected.code, caught.message);
   assert.equal(caught.type, "invalid_request_error");

@@ -8,47 +8,13 @@ import {
   IMAGEN_ASPECT_RATIOS,
   imageSizeOfSize,
 } from "../../src/providers/google.ts";
-import type {
-  ImageProvider,
-  InputImage,
-  ProviderCall,
-  ProviderImage,
-} from "../../src/providers/types.ts";
+import type { ImageProvider, ProviderCall } from "../../src/providers/types.ts";
+import { base64Of, inputImageOf, providerCall } from "../helpers/provider-call.ts";
 import type { GoogleSimulator, RecordedGoogleRequest } from "../sim/google.ts";
 import { startGoogleSimulator } from "../sim/google.ts";
 
 function callOf(overrides: Partial<ProviderCall> = {}): ProviderCall {
-  return {
-    model: "gemini-2.5-flash-image",
-    prompt: "a red fox in the snow",
-    count: 1,
-    size: undefined,
-    quality: undefined,
-    style: undefined,
-    background: undefined,
-    outputFormat: undefined,
-    outputCompression: undefined,
-    moderation: undefined,
-    images: [],
-    mask: undefined,
-    user: undefined,
-    signal: new AbortController().signal,
-    ...overrides,
-  };
-}
-
-async function pngOf(width: number, height: number): Promise<InputImage> {
-  const bytes = await sharp({
-    create: { width, height, channels: 3, background: { r: 10, g: 200, b: 30 } },
-  })
-    .png()
-    .toBuffer();
-  return { bytes, mimeType: "image/png", width, height };
-}
-
-function base64Of(image: ProviderImage | undefined): string {
-  assert.equal(image?.kind, "base64");
-  return image.kind === "base64" ? image.base64 : "";
+  return providerCall({ model: "gemini-2.5-flash-image", ...overrides });
 }
 
 async function metadataOf(base64: string) {
@@ -192,8 +158,8 @@ describe("Google provider against the simulator", () => {
     });
 
     it("leaves out imageConfig without a size, and sends input images as inlineData", async () => {
-      const first = await pngOf(300, 200);
-      const second = await pngOf(64, 64);
+      const first = await inputImageOf(300, 200);
+      const second = await inputImageOf(64, 64);
       second.mimeType = "image/png";
       const result = await google.generate(callOf({ images: [first, second] }));
 
@@ -288,8 +254,8 @@ describe("Google provider against the simulator", () => {
     });
 
     it("refuses a mask before calling Google", async () => {
-      const mask = await pngOf(32, 32);
-      const image = await pngOf(32, 32);
+      const mask = await inputImageOf(32, 32);
+      const image = await inputImageOf(32, 32);
       await assert.rejects(
         google.generate(callOf({ images: [image], mask })),
         hubError({ status: 400, param: "mask" }),
@@ -447,7 +413,7 @@ describe("Google provider against the simulator", () => {
     });
 
     it("refuses input images: Imagen does not edit", async () => {
-      const image = await pngOf(64, 64);
+      const image = await inputImageOf(64, 64);
       await assert.rejects(
         google.generate(callOf({ model: "imagen-4.0-generate-001", images: [image] })),
         hubError({ status: 400, type: "invalid_request_error", param: "image" }),

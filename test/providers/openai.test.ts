@@ -2,53 +2,11 @@ import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import sharp from "sharp";
-import { HubError } from "../../src/errors.ts";
 import { createOpenAIProvider } from "../../src/providers/openai.ts";
-import type {
-  ImageProvider,
-  InputImage,
-  ProviderCall,
-  ProviderImage,
-} from "../../src/providers/types.ts";
+import type { ImageProvider } from "../../src/providers/types.ts";
+import { hubErrorOf } from "../helpers/errors.ts";
+import { base64Of, inputImageOf, providerCall } from "../helpers/provider-call.ts";
 import { type OpenAISimulator, startOpenAISimulator } from "../sim/openai.ts";
-
-function callOf(overrides: Partial<ProviderCall> = {}): ProviderCall {
-  return {
-    model: "gpt-image-1",
-    prompt: "a red fox in the snow",
-    count: 1,
-    size: undefined,
-    quality: undefined,
-    style: undefined,
-    background: undefined,
-    outputFormat: undefined,
-    outputCompression: undefined,
-    moderation: undefined,
-    images: [],
-    mask: undefined,
-    user: undefined,
-    signal: new AbortController().signal,
-    ...overrides,
-  };
-}
-
-async function inputImage(
-  width: number,
-  height: number,
-  format: "png" | "jpeg" | "webp",
-): Promise<InputImage> {
-  const bytes = await sharp({
-    create: { width, height, channels: 4, background: { r: 10, g: 120, b: 200, alpha: 1 } },
-  })
-    .toFormat(format)
-    .toBuffer();
-  return { bytes, mimeType: `image/${format}`, width, height };
-}
-
-function base64Of(image: ProviderImage | undefined): string {
-  assert.equal(image?.kind, "base64");
-  return image.base64;
-}
 
 interface SimulatorReply {
   data?: Record<string, string>[];
@@ -73,16 +31,6 @@ function sentData(sim: OpenAISimulator): Record<string, string>[] {
   return replyOf(sim).data ?? [];
 }
 
-async function rejection(promise: Promise<unknown>): Promise<HubError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof HubError, `expected a HubError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("expected the call to fail");
-}
-
 describe("OpenAI provider", () => {
   let sim: OpenAISimulator;
   let provider: ImageProvider;
@@ -101,7 +49,7 @@ describe("OpenAI provider", () => {
   describe("generations", () => {
     it("sends dall-e-2 only what it takes, with response_format b64_json", async () => {
       const result = await provider.generate(
-        callOf({
+        providerCall({
           model: "dall-e-2",
           count: 2,
           size: "512x512",
@@ -147,7 +95,7 @@ describe("OpenAI provider", () => {
 
     it("sends dall-e-3 its quality and style and returns the revised prompt", async () => {
       const result = await provider.generate(
-        callOf({
+        providerCall({
           model: "dall-e-3",
           size: "1792x1024",
           quality: "hd",
@@ -180,7 +128,7 @@ describe("OpenAI provider", () => {
 
     it("never sends response_format or style to a GPT image model, and maps its usage", async () => {
       const result = await provider.generate(
-        callOf({
+        providerCall({
           model: "gpt-image-1",
           count: 2,
           size: "1536x1024",
@@ -237,7 +185,7 @@ describe("OpenAI provider", () => {
 
     it("takes the mime type from the output_format OpenAI answers", async () => {
       const result = await provider.generate(
-        callOf({ model: "gpt-image-2", size: "1024x576", outputFormat: "jpeg" }),
+        providerCall({ model: "gpt-image-2", size: "1024x576", outputFormat: "jpeg" }),
       );
       const [image] = result.images;
       assert.equal(image?.kind === "base64" && image.mimeType, "image/jpeg");
@@ -255,7 +203,7 @@ describe("OpenAI provider", () => {
     });
 
     it("sends no size when the call leaves it to the model", async () => {
-      const result = await provider.generate(callOf({ model: "gpt-image-1" }));
+      const result = await provider.generate(providerCall({ model: "gpt-image-1" }));
       assert.deepEqual(sim.requests[0]?.json, {
         model: "gpt-image-1",
         prompt: "a red fox in the snow",
@@ -266,13 +214,13 @@ describe("OpenAI provider", () => {
 
     it("strips a trailing slash from the base URL", async () => {
       const slashed = createOpenAIProvider({ apiKey: sim.apiKey, baseURL: `${sim.baseURL}/` });
-      await slashed.generate(callOf());
+      await slashed.generate(providerCall());
       assert.equal(sim.requests[0]?.path, "/v1/images/generations");
     });
 
     it("returns an upstream URL as kind url", async () => {
       sim.replyWithUrl = true;
-      const result = await provider.generate(callOf({ model: "dall-e-3" }));
+      const result = await provider.generate(providerCall({ model: "dall-e-3" }));
       const [image] = result.images;
       assert.equal(image?.kind, "url");
       assert.equal(image.url, sentData(sim)[0]?.url);
@@ -286,11 +234,11 @@ describe("OpenAI provider", () => {
 
   describe("edits", () => {
     it("sends a GPT image edit as multipart with image[] files, a mask and text fields", async () => {
-      const first = await inputImage(64, 64, "png");
-      const second = await inputImage(80, 48, "jpeg");
-      const mask = await inputImage(64, 64, "png");
+      const first = await inputImageOf(64, 64, "png");
+      const second = await inputImageOf(80, 48, "jpeg");
+      const mask = await inputImageOf(64, 64, "png");
       const result = await provider.generate(
-        callOf({
+        providerCall({
           model: "gpt-image-1",
           prompt: "put a hat on it",
           count: 2,
@@ -341,9 +289,9 @@ describe("OpenAI provider", () => {
     });
 
     it("sends a dall-e-2 edit as a single image field with response_format", async () => {
-      const image = await inputImage(256, 256, "png");
+      const image = await inputImageOf(256, 256, "png");
       const result = await provider.generate(
-        callOf({ model: "dall-e-2", prompt: "add a moon", size: "256x256", images: [image] }),
+        providerCall({ model: "dall-e-2", prompt: "add a moon", size: "256x256", images: [image] }),
       );
       const form = sim.requests[0]?.form;
       assert.deepEqual(form?.fields, {
@@ -363,9 +311,9 @@ describe("OpenAI provider", () => {
     });
 
     it("refuses several images for dall-e-2 before sending anything", async () => {
-      const image = await inputImage(64, 64, "png");
-      const error = await rejection(
-        provider.generate(callOf({ model: "dall-e-2", images: [image, image] })),
+      const image = await inputImageOf(64, 64, "png");
+      const error = await hubErrorOf(
+        provider.generate(providerCall({ model: "dall-e-2", images: [image, image] })),
       );
       assert.equal(error.status, 400);
       assert.equal(error.param, "image");
@@ -376,7 +324,7 @@ describe("OpenAI provider", () => {
   describe("upstream failures", () => {
     it("maps a refused key to 502 upstream_auth_failed without the upstream message", async () => {
       const wrong = createOpenAIProvider({ apiKey: "sk-wrong-key-123456", baseURL: sim.baseURL });
-      const error = await rejection(wrong.generate(callOf()));
+      const error = await hubErrorOf(wrong.generate(providerCall()));
       assert.equal(sim.requests[0]?.reply?.status, 401);
       assert.equal(error.status, 502);
       assert.equal(error.code, "upstream_auth_failed");
@@ -396,7 +344,7 @@ describe("OpenAI provider", () => {
           },
         },
       });
-      const error = await rejection(provider.generate(callOf()));
+      const error = await hubErrorOf(provider.generate(providerCall()));
       assert.equal(error.status, 429);
       assert.equal(error.retryAfterSeconds, 7);
       assert.equal(error.retryable, true);
@@ -407,7 +355,7 @@ describe("OpenAI provider", () => {
         status: 500,
         body: { error: { message: "The server had an error", type: "server_error" } },
       });
-      const error = await rejection(provider.generate(callOf()));
+      const error = await hubErrorOf(provider.generate(providerCall()));
       assert.equal(error.status, 502);
       assert.equal(error.code, "upstream_error");
       assert.equal(error.retryable, true);
@@ -415,8 +363,8 @@ describe("OpenAI provider", () => {
 
     for (const model of ["dall-e-3", "gpt-image-1"]) {
       it(`maps ${model}'s content-policy refusal to 400 content_policy_violation`, async () => {
-        const error = await rejection(
-          provider.generate(callOf({ model, prompt: "draw forbidden-content please" })),
+        const error = await hubErrorOf(
+          provider.generate(providerCall({ model, prompt: "draw forbidden-content please" })),
         );
         const upstreamCode =
           model === "dall-e-3" ? "content_policy_violation" : "moderation_blocked";
@@ -429,7 +377,7 @@ describe("OpenAI provider", () => {
 
     it("maps a reply that is not JSON to 502 upstream_invalid_response", async () => {
       sim.failNext({ status: 200, body: "<html>gateway says hi</html>" });
-      const error = await rejection(provider.generate(callOf()));
+      const error = await hubErrorOf(provider.generate(providerCall()));
       assert.equal(error.status, 502);
       assert.equal(error.code, "upstream_invalid_response");
     });
@@ -441,14 +389,14 @@ describe("OpenAI provider", () => {
     ] as const) {
       it(`maps ${label} to 502 upstream_invalid_response`, async () => {
         sim.failNext({ status: 200, body });
-        const error = await rejection(provider.generate(callOf()));
+        const error = await hubErrorOf(provider.generate(providerCall()));
         assert.equal(error.status, 502);
         assert.equal(error.code, "upstream_invalid_response");
       });
     }
 
     it("maps an unknown model to 502 upstream_model_not_found", async () => {
-      const error = await rejection(provider.generate(callOf({ model: "gpt-image-9" })));
+      const error = await hubErrorOf(provider.generate(providerCall({ model: "gpt-image-9" })));
       assert.equal(sim.requests[0]?.reply?.status, 404);
       assert.equal(error.status, 502);
       assert.equal(error.code, "upstream_model_not_found");
@@ -462,7 +410,7 @@ describe("OpenAI provider", () => {
         timeoutMs: 100,
       });
       const started = Date.now();
-      const error = await rejection(hasty.generate(callOf()));
+      const error = await hubErrorOf(hasty.generate(providerCall()));
       assert.equal(error.status, 504);
       assert.equal(error.code, "upstream_timeout");
       assert.equal(error.retryable, true);
@@ -473,7 +421,7 @@ describe("OpenAI provider", () => {
       sim.delayMs = 5_000;
       const controller = new AbortController();
       const reason = new Error("client went away");
-      const pending = provider.generate(callOf({ signal: controller.signal }));
+      const pending = provider.generate(providerCall({ signal: controller.signal }));
       // Abort once OpenAI has the request and is working on it.
       while (sim.requests.length === 0) await sleep(5);
       const started = Date.now();
@@ -485,7 +433,7 @@ describe("OpenAI provider", () => {
     it("sends nothing when the signal is already aborted", async () => {
       const reason = new Error("already gone");
       await assert.rejects(
-        provider.generate(callOf({ signal: AbortSignal.abort(reason) })),
+        provider.generate(providerCall({ signal: AbortSignal.abort(reason) })),
         reason,
       );
       assert.equal(sim.requests.length, 0);
