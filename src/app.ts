@@ -7,9 +7,18 @@ import path from "node:path";
 import multipart from "@fastify/multipart";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { createAdmission } from "./auth/admission.ts";
+import { createLastUsedTracker } from "./auth/last-used.ts";
 import { createAuthenticator } from "./auth/principal.ts";
+import { createRateLimiter } from "./auth/rate-limit.ts";
+import { createAccounting } from "./billing/accounting.ts";
+import { createPriceService } from "./billing/price-service.ts";
 import type { Config } from "./config.ts";
+import { createProviderRegistry } from "./credentials/registry.ts";
+import { createVault } from "./credentials/vault.ts";
 import { registerAdminRoutes } from "./http/admin.ts";
+import { registerCredentialRoutes } from "./http/admin-credentials.ts";
+import { registerPriceRoutes } from "./http/admin-prices.ts";
 import { createAuthHooks } from "./http/auth.ts";
 import { registerErrorHandling } from "./http/errors.ts";
 import { registerFileRoutes } from "./http/files.ts";
@@ -17,19 +26,16 @@ import { registerGracefulClose } from "./http/graceful-close.ts";
 import { registerHealthRoutes } from "./http/health.ts";
 import { registerImageRoutes } from "./http/images.ts";
 import { registerModelRoutes } from "./http/models.ts";
-import { createCatalog, type ProviderName } from "./images/catalog.ts";
+import { registerUsageRoutes } from "./http/usage.ts";
+import { createCatalog } from "./images/catalog.ts";
 import { createImageService } from "./images/generate.ts";
 import { createImageHost, startSweeper } from "./images/hosting.ts";
 import { MAX_INPUT_IMAGES, MAX_PROMPT_LENGTH } from "./images/schema.ts";
 import { loadOrCreateSigningSecret } from "./images/secret.ts";
 import { createImageSourceLoader } from "./images/sources.ts";
 import { createSafeFetcher } from "./net/safe-fetch.ts";
-import { createGoogleProvider } from "./providers/google.ts";
-import { createLocalProvider } from "./providers/local.ts";
-import { createOpenAIProvider } from "./providers/openai.ts";
-import type { ImageProvider } from "./providers/types.ts";
 import { createDiskBlobStore } from "./storage/blobs/disk.ts";
-import { openSqliteDatabase } from "./storage/db/sqlite.ts";
+import { openDatabase } from "./storage/db/open.ts";
 import type { Database } from "./storage/db/types.ts";
 
 export interface AppOptions {
@@ -67,12 +73,34 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
   registerErrorHandling(app);
 
-  // Resources, each closed when the app closes.
-  if (config.databaseUrl) {
-    throw new Error("DATABASE_URL (PostgreSQL) is not supported yet; unset it to use SQLite.");
-  }
-  const db = openSqliteDatabase(path.join(config.dataDir, "image-hub.sqlite"));
+  // Resources, each closed when the app closes (hooks run in reverse order: the database last).
+  const db = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   app.addHook("onClose", () => db.close());
+  const prices = await createPriceService(db);
+  app.addHook("onClose", async () => prices.stop());
+  const vault = createVault(config.masterKey);
+  const registry = createProviderRegistry({
+    db,
+    vault,
+    env: config,
+    timeoutMs: config.upstreamTimeoutMs,
+    fetch: options.providerFetch,
+    log: app.log,
+  });
+  await registry.reload();
+  // Credentials changed through another instance (PostgreSQL) arrive within a minute.
+  const reloadCredentials = setInterval(() => {
+    registry.reload().catch((error: unknown) => {
+      app.log.warn({ err: error }, "could not reload provider credentials");
+    });
+  }, 60_000);
+  reloadCredentials.unref();
+  app.addHook("onClose", async () => clearInterval(reloadCredentials));
+  const lastUsed = createLastUsedTracker({
+    db,
+    onError: (error) => app.log.warn({ err: error }, "could not write last-used times"),
+  });
+  app.addHook("onClose", () => lastUsed.stop());
 
   const store = await createDiskBlobStore({ directory: path.join(config.dataDir, "images") });
   const host = createImageHost({
@@ -97,7 +125,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const catalog = createCatalog(undefined, config.modelAliases);
   const images = createImageService({
     catalog,
-    providers: createProviders(config, options.providerFetch),
+    providers: registry.providers,
     defaultModel: config.defaultImageModel,
     fanOutConcurrency: config.fanOutConcurrency,
     loadInputs: createImageSourceLoader({
@@ -108,7 +136,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     fetchUpstreamImage: async (url, signal) =>
       (await fetcher.fetch(url, { param: "upstream_url", signal })).bytes,
     hostImage: async (bytes, mimeType) => (await host.save(bytes, mimeType)).url,
-    recordUsage: (record) => db.recordUsage(record),
+    accounting: createAccounting({ db, prices: prices.book }),
+    admit: createAdmission({ limiter: createRateLimiter({ clock }) }),
     clock,
     log: app.log,
   });
@@ -136,37 +165,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     },
     throwFileSizeLimit: true,
   });
-  const auth = createAuthHooks(createAuthenticator({ db, adminKey: config.adminKey }));
+  const auth = createAuthHooks(createAuthenticator({ db, adminKey: config.adminKey }), lastUsed);
   registerHealthRoutes(app);
   registerImageRoutes(app, { images, auth });
-  registerModelRoutes(app, { catalog, images, auth });
+  registerModelRoutes(app, { catalog, images, prices, auth });
   registerFileRoutes(app, { host, clock });
+  registerUsageRoutes(app, { db, auth, catalog, clock });
   registerAdminRoutes(app, { db, auth });
+  registerPriceRoutes(app, { prices, catalog, auth, clock });
+  registerCredentialRoutes(app, { db, vault, registry, auth, clock });
 
   return { app, db };
-}
-
-function createProviders(
-  config: Config,
-  fetchOverride: typeof fetch | undefined,
-): Partial<Record<ProviderName, ImageProvider>> {
-  const providers: Partial<Record<ProviderName, ImageProvider>> = { local: createLocalProvider() };
-  const common = { timeoutMs: config.upstreamTimeoutMs, fetch: fetchOverride };
-  if (config.openai.apiKey) {
-    providers.openai = createOpenAIProvider({
-      apiKey: config.openai.apiKey,
-      baseURL: config.openai.baseURL,
-      ...common,
-    });
-  }
-  if (config.gemini.apiKey) {
-    providers.google = createGoogleProvider({
-      apiKey: config.gemini.apiKey,
-      baseURL: config.gemini.baseURL,
-      ...common,
-    });
-  }
-  return providers;
 }
 
 /** Honours a sane `X-Request-Id` from a proxy so logs line up; otherwise a new UUID. */

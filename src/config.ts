@@ -13,6 +13,8 @@ export interface Config {
   /** Base of the image URLs the hub returns, without a trailing slash. */
   publicUrl: string;
   adminKey: string | undefined;
+  /** Encrypts provider credentials stored through the admin API; none means none can be. */
+  masterKey: string | undefined;
   defaultImageModel: string;
   /** Extra model names an operator routes to catalog models: `dall-e-2` → `gpt-image-1`. */
   modelAliases: Record<string, string>;
@@ -49,6 +51,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: text(env, "DATABASE_URL"),
     publicUrl: trimSlash(text(env, "PUBLIC_URL") ?? `http://${hostForUrl(publicHost)}:${port}`),
     adminKey: text(env, "ADMIN_KEY"),
+    masterKey: text(env, "MASTER_KEY"),
     defaultImageModel: text(env, "DEFAULT_IMAGE_MODEL") ?? "dall-e-2",
     modelAliases: aliases(env, "MODEL_ALIASES"),
     openai: {

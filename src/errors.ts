@@ -86,6 +86,15 @@ export function modelNotFound(model: string, reason = "does not exist on this hu
   });
 }
 
+/** 402: the key's credit cannot cover the most this request may cost. */
+export function insufficientQuota(message: string) {
+  return new HubError(message, {
+    status: 402,
+    type: "insufficient_quota",
+    code: "insufficient_quota",
+  });
+}
+
 /** 413: an input larger than we accept. */
 export function tooLarge(message: string, param: string | null) {
   return new HubError(message, {

@@ -10,6 +10,12 @@ export interface Principal {
   keyId: string;
   name: string;
   role: KeyRole;
+  /** Catalog model ids the key may use; null for all. */
+  models: string[] | null;
+  rpm: number | null;
+  ipm: number | null;
+  /** Credit at the time of the request; null for unlimited. Reservations are the real check. */
+  balanceMicros: number | null;
 }
 
 /** The principal of the operator's ADMIN_KEY setting, which has no database row. */
@@ -17,6 +23,10 @@ export const ENVIRONMENT_ADMIN: Principal = {
   keyId: "admin-env",
   name: "ADMIN_KEY",
   role: "admin",
+  models: null,
+  rpm: null,
+  ipm: null,
+  balanceMicros: null,
 };
 
 export interface Authenticator {
@@ -42,7 +52,15 @@ export function createAuthenticator(options: {
       ) {
         throw unauthorized("Incorrect API key provided.");
       }
-      return { keyId: record.id, name: record.name, role: record.role };
+      return {
+        keyId: record.id,
+        name: record.name,
+        role: record.role,
+        models: record.models,
+        rpm: record.rpm,
+        ipm: record.ipm,
+        balanceMicros: record.balanceMicros,
+      };
     },
   };
 }

@@ -5,6 +5,7 @@
  * `request.principal` for the handler.
  */
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from "fastify";
+import type { LastUsedTracker } from "../auth/last-used.ts";
 import type { Authenticator, Principal } from "../auth/principal.ts";
 import { forbidden } from "../errors.ts";
 
@@ -19,12 +20,20 @@ export interface AuthHooks {
   requireAdmin: onRequestAsyncHookHandler;
 }
 
-export function createAuthHooks(authenticator: Authenticator): AuthHooks {
+export function createAuthHooks(
+  authenticator: Authenticator,
+  lastUsed?: Pick<LastUsedTracker, "touch">,
+): AuthHooks {
+  const authenticate = async (request: FastifyRequest) => {
+    const principal = await authenticator.authenticate(request.headers.authorization);
+    lastUsed?.touch(principal.keyId);
+    return principal;
+  };
   const requireKey = async (request: FastifyRequest, _reply: FastifyReply) => {
-    request.principal = await authenticator.authenticate(request.headers.authorization);
+    request.principal = await authenticate(request);
   };
   const requireAdmin = async (request: FastifyRequest, _reply: FastifyReply) => {
-    const principal = await authenticator.authenticate(request.headers.authorization);
+    const principal = await authenticate(request);
     if (principal.role !== "admin") throw forbidden("This endpoint needs an admin key.");
     request.principal = principal;
   };

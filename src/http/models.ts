@@ -4,6 +4,7 @@
  * are left out, since a request for them could only fail.
  */
 import type { FastifyInstance } from "fastify";
+import type { PriceService } from "../billing/price-service.ts";
 import type { Catalog, ModelSpec } from "../images/catalog.ts";
 import type { ImageService } from "../images/generate.ts";
 import { describeSizes } from "../images/plan.ts";
@@ -14,7 +15,7 @@ const CATALOG_CREATED = 1_735_689_600;
 
 export function registerModelRoutes(
   app: FastifyInstance,
-  options: { catalog: Catalog; images: ImageService; auth: AuthHooks },
+  options: { catalog: Catalog; images: ImageService; prices: PriceService; auth: AuthHooks },
 ): void {
   for (const prefix of ["/api", "/v1"]) {
     app.get(
@@ -31,7 +32,10 @@ export function registerModelRoutes(
         object: "list",
         data: options.catalog.models
           .filter((model) => options.images.isProviderConfigured(model.provider))
-          .map(describeModel),
+          .map((model) => ({
+            ...describeModel(model),
+            pricing: options.prices.book().describe(model.id),
+          })),
       }),
     );
   }

@@ -12,6 +12,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Principal } from "../auth/principal.ts";
+import type { Accounting } from "../billing/accounting.ts";
 import { type HubError, internalError, isHubError, upstreamFailed } from "../errors.ts";
 import { sniffImageType } from "../image-formats.ts";
 import type {
@@ -37,7 +38,10 @@ export interface ImageServiceDeps {
   fetchUpstreamImage(url: string, signal: AbortSignal): Promise<Buffer>;
   /** Stores an image and returns its signed, expiring URL. */
   hostImage(bytes: Buffer, mimeType: ImageMimeType): Promise<string>;
-  recordUsage(record: UsageRecord): Promise<void>;
+  /** Reserves credit before the provider is called; prices, settles and records at the end. */
+  accounting: Accounting;
+  /** Whether the key may run this job (its models, its rate limits); throws when not. */
+  admit?(principal: Principal, job: ImageJob): void;
   clock?: () => number;
   log?: {
     warn(object: object, message: string): void;
@@ -87,12 +91,16 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     let upstreamLatencyMs: number | null = null;
     let failure: HubError | undefined;
     let partialCode: string | undefined;
+    let reservedMicros: number | null = null;
+    let tokenUsage: TokenUsage | undefined;
     try {
       job = planImageJob(deps.catalog, request, {
         defaultModel: deps.defaultModel,
         isProviderConfigured,
       });
+      deps.admit?.(principal, job);
       signal.throwIfAborted();
+      reservedMicros = await deps.accounting.reserve(principal, job, recordId, startedAt);
       const provider = deps.providers[job.model.provider] as ImageProvider;
       const [images, mask] = await Promise.all([
         deps.loadInputs(job.images, "image", signal),
@@ -124,12 +132,17 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       for (const error of errors) {
         deps.log?.warn({ err: error, model: job.model.id }, "an upstream call of a fan-out failed");
       }
+      tokenUsage = sumUsage(
+        calls.flatMap((call) => (call.status === "fulfilled" ? [call.value.usage] : [])),
+      );
       return {
         created: Math.floor(startedAt / 1000),
         data,
-        usage: sumUsage(
-          calls.flatMap((call) => (call.status === "fulfilled" ? [call.value.usage] : [])),
-        ),
+        usage: tokenUsage && {
+          input_tokens: tokenUsage.inputTokens,
+          output_tokens: tokenUsage.outputTokens,
+          total_tokens: tokenUsage.totalTokens,
+        },
         partial:
           partialCode === undefined
             ? undefined
@@ -143,7 +156,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       if (failure === undefined) throw error;
       throw failure;
     } finally {
-      const record: UsageRecord = {
+      const record: Omit<UsageRecord, "costMicros"> = {
         id: recordId,
         keyId: principal.keyId,
         model: job?.model.id ?? request.model ?? deps.defaultModel,
@@ -157,11 +170,16 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         errorCode: failure?.code ?? partialCode ?? (signal.aborted ? "client_disconnected" : null),
         latencyMs: clock() - startedAt,
         upstreamLatencyMs,
+        inputTokens: tokenUsage?.inputTokens ?? null,
+        outputTokens: tokenUsage?.outputTokens ?? null,
         createdAt: startedAt,
       };
-      await deps.recordUsage(record).catch((error: unknown) => {
-        deps.log?.error({ err: error, recordId }, "could not write the usage record");
-      });
+      await deps.accounting
+        .record({ record, job, usage: tokenUsage, reservedMicros })
+        .catch((error: unknown) => {
+          // The reservation stays open and is released by the next start's recovery.
+          deps.log?.error({ err: error, recordId }, "could not write the usage record");
+        });
     }
   }
 
@@ -247,12 +265,19 @@ function errorCodeOf(error: unknown): string | undefined {
   return isHubError(error) ? error.code : undefined;
 }
 
-function sumUsage(usages: Array<TokenUsage | undefined>): GenerationResult["usage"] {
+/** Token usage of all calls added up; the image/text split only when every call reports it. */
+function sumUsage(usages: Array<TokenUsage | undefined>): TokenUsage | undefined {
   const reported = usages.filter((usage): usage is TokenUsage => usage !== undefined);
   if (reported.length === 0) return undefined;
+  const total = (pick: (usage: TokenUsage) => number | undefined) =>
+    reported.every((usage) => pick(usage) !== undefined)
+      ? reported.reduce((sum, usage) => sum + (pick(usage) ?? 0), 0)
+      : undefined;
   return {
-    input_tokens: reported.reduce((sum, usage) => sum + usage.inputTokens, 0),
-    output_tokens: reported.reduce((sum, usage) => sum + usage.outputTokens, 0),
-    total_tokens: reported.reduce((sum, usage) => sum + usage.totalTokens, 0),
+    inputTokens: total((usage) => usage.inputTokens) ?? 0,
+    outputTokens: total((usage) => usage.outputTokens) ?? 0,
+    totalTokens: total((usage) => usage.totalTokens) ?? 0,
+    inputImageTokens: total((usage) => usage.inputImageTokens),
+    inputTextTokens: total((usage) => usage.inputTextTokens),
   };
 }

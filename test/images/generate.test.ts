@@ -25,7 +25,15 @@ import type {
 } from "../../src/providers/types.ts";
 import type { UsageRecord } from "../../src/storage/db/types.ts";
 
-const PRINCIPAL: Principal = { keyId: "key-1", name: "tests", role: "client" };
+const PRINCIPAL: Principal = {
+  keyId: "key-1",
+  name: "tests",
+  role: "client",
+  models: null,
+  rpm: null,
+  ipm: null,
+  balanceMicros: null,
+};
 const NOW = 1_700_000_123_456;
 
 let png: Buffer;
@@ -123,8 +131,14 @@ function harness(
       hosted.push({ bytes, mimeType });
       return `https://hub.test/files/images/${hosted.length}.png`;
     },
-    async recordUsage(record) {
-      records.push(record);
+    // Unlimited keys: nothing reserved, the record written as it is (billing has its own tests).
+    accounting: {
+      reserve: async () => null,
+      async record({ record }) {
+        const complete = { ...record, costMicros: 0 };
+        records.push(complete);
+        return complete;
+      },
     },
     clock: () => NOW,
     ...overrides,
@@ -349,8 +363,11 @@ describe("all calls fail", () => {
     const { service } = harness(
       { openai: fakeProvider("openai", succeed) },
       {
-        async recordUsage() {
-          throw new Error("disk full");
+        accounting: {
+          reserve: async () => null,
+          record: async () => {
+            throw new Error("disk full");
+          },
         },
         log: { warn: () => {}, error: (_object, message) => logged.push(message) },
       },

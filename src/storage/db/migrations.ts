@@ -40,4 +40,55 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX usage_records_key_time ON usage_records (key_id, created_at);
     `,
   },
+  {
+    version: 2,
+    name: "key limits and credit, reservations, costs, prices, provider credentials",
+    sql: `
+      ALTER TABLE api_keys ADD COLUMN models TEXT;
+      ALTER TABLE api_keys ADD COLUMN rpm INTEGER;
+      ALTER TABLE api_keys ADD COLUMN ipm INTEGER;
+      ALTER TABLE api_keys ADD COLUMN balance_micros BIGINT CHECK (balance_micros >= 0);
+      ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
+      ALTER TABLE usage_records ADD COLUMN cost_micros BIGINT NOT NULL DEFAULT 0;
+      ALTER TABLE usage_records ADD COLUMN input_tokens INTEGER;
+      ALTER TABLE usage_records ADD COLUMN output_tokens INTEGER;
+      CREATE INDEX usage_records_time ON usage_records (created_at);
+      CREATE INDEX usage_records_model_time ON usage_records (model, created_at);
+      CREATE TABLE reservations (
+        id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        amount_micros BIGINT NOT NULL CHECK (amount_micros >= 0),
+        created_at BIGINT NOT NULL
+      );
+      CREATE INDEX reservations_time ON reservations (created_at);
+      CREATE TABLE image_prices (
+        model TEXT NOT NULL,
+        size TEXT NOT NULL,
+        quality TEXT NOT NULL,
+        micros_per_image BIGINT NOT NULL CHECK (micros_per_image >= 0),
+        source TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (model, size, quality)
+      );
+      CREATE TABLE token_prices (
+        model TEXT PRIMARY KEY,
+        text_input_per_million DOUBLE PRECISION NOT NULL,
+        image_input_per_million DOUBLE PRECISION NOT NULL,
+        output_per_million DOUBLE PRECISION NOT NULL,
+        source TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+      );
+      CREATE TABLE provider_credentials (
+        id TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        name TEXT NOT NULL,
+        encrypted_key TEXT NOT NULL,
+        key_hint TEXT NOT NULL,
+        base_url TEXT,
+        weight INTEGER NOT NULL CHECK (weight >= 0),
+        created_at BIGINT NOT NULL,
+        disabled_at BIGINT
+      );
+    `,
+  },
 ];

@@ -1,13 +1,27 @@
 /**
  * The embedded backend: one SQLite file in DATA_DIR through node:sqlite, in WAL mode so readers
- * never wait for the writer. node:sqlite is synchronous; statements here are small and indexed,
- * so they run in microseconds and the async interface costs nothing.
+ * never wait for the writer. node:sqlite is synchronous: each method runs to completion before
+ * any other JavaScript, so a read-check-write inside one method is atomic within this process,
+ * and `BEGIN IMMEDIATE` takes the write lock first so it stays atomic across processes (the
+ * CLI next to a running hub).
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { MIGRATIONS } from "./migrations.ts";
-import type { ApiKeyRecord, Database, KeyRole, UsageRecord } from "./types.ts";
+import type {
+  ApiKeyRecord,
+  Database,
+  ImagePrice,
+  KeyRole,
+  ProviderCredentialRecord,
+  TokenPrice,
+  UsageFilter,
+  UsageRecord,
+  UsageTotal,
+} from "./types.ts";
+
+type Row = Record<string, SQLInputValue>;
 
 export function openSqliteDatabase(file: string): Database {
   if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
@@ -15,63 +29,305 @@ export function openSqliteDatabase(file: string): Database {
   db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
   migrate(db);
 
-  const insertKey = db.prepare(
-    "INSERT INTO api_keys (id, name, role, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
-  );
-  const selectKey = db.prepare("SELECT * FROM api_keys WHERE id = ?");
-  const countKeys = db.prepare(
-    "SELECT COUNT(*) AS count FROM api_keys WHERE role = ? AND revoked_at IS NULL",
-  );
-  const insertUsage = db.prepare(`INSERT INTO usage_records (id, key_id, model, provider,
-    images_requested, images_delivered, size, quality, response_format, status, error_code,
-    latency_ms, upstream_latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-  const selectUsageOfKey = db.prepare(
-    "SELECT * FROM usage_records WHERE key_id = ? ORDER BY created_at DESC LIMIT ?",
-  );
-  const selectUsage = db.prepare("SELECT * FROM usage_records ORDER BY created_at DESC LIMIT ?");
+  const transaction = <T>(work: () => T): T => {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      db.exec("ROLLBACK");
+      throw error;
+    }
+  };
+
+  const statements = {
+    insertKey: db.prepare(`INSERT INTO api_keys (id, name, role, secret_hash, models, rpm, ipm,
+      balance_micros, created_at, revoked_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    selectKey: db.prepare("SELECT * FROM api_keys WHERE id = ?"),
+    selectKeys: db.prepare("SELECT * FROM api_keys ORDER BY created_at, id"),
+    countKeys: db.prepare(
+      "SELECT COUNT(*) AS count FROM api_keys WHERE role = ? AND revoked_at IS NULL",
+    ),
+    replaceSecret: db.prepare(
+      "UPDATE api_keys SET secret_hash = ? WHERE id = ? AND revoked_at IS NULL",
+    ),
+    revokeKey: db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
+    setBalance: db.prepare("UPDATE api_keys SET balance_micros = ? WHERE id = ?"),
+    addCredit: db.prepare(
+      "UPDATE api_keys SET balance_micros = MAX(0, COALESCE(balance_micros, 0) + ?) WHERE id = ?",
+    ),
+    touchKey: db.prepare(
+      "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
+    ),
+    takeBalance: db.prepare(
+      "UPDATE api_keys SET balance_micros = balance_micros - ? WHERE id = ? AND balance_micros >= ?",
+    ),
+    selectBalance: db.prepare("SELECT balance_micros FROM api_keys WHERE id = ?"),
+    insertReservation: db.prepare(
+      "INSERT INTO reservations (id, key_id, amount_micros, created_at) VALUES (?, ?, ?, ?)",
+    ),
+    deleteReservation: db.prepare(
+      "DELETE FROM reservations WHERE id = ? RETURNING key_id, amount_micros",
+    ),
+    refund: db.prepare(
+      "UPDATE api_keys SET balance_micros = balance_micros + ? WHERE id = ? AND balance_micros IS NOT NULL",
+    ),
+    oldReservations: db.prepare(
+      "SELECT id, key_id, amount_micros FROM reservations WHERE created_at < ?",
+    ),
+    insertUsage: db.prepare(`INSERT INTO usage_records (id, key_id, model, provider,
+      images_requested, images_delivered, size, quality, response_format, status, error_code,
+      latency_ms, upstream_latency_ms, cost_micros, input_tokens, output_tokens, created_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    selectImagePrices: db.prepare("SELECT * FROM image_prices ORDER BY model, size, quality"),
+    selectTokenPrices: db.prepare("SELECT * FROM token_prices ORDER BY model"),
+    putImagePrice: db.prepare(`INSERT INTO image_prices (model, size, quality, micros_per_image,
+      source, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model, size, quality) DO UPDATE SET
+      micros_per_image = excluded.micros_per_image, source = excluded.source,
+      updated_at = excluded.updated_at`),
+    seedImagePrice: db.prepare(`INSERT INTO image_prices (model, size, quality, micros_per_image,
+      source, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model, size, quality) DO NOTHING`),
+    deleteImagePrice: db.prepare(
+      "DELETE FROM image_prices WHERE model = ? AND size = ? AND quality = ?",
+    ),
+    putTokenPrice: db.prepare(`INSERT INTO token_prices (model, text_input_per_million,
+      image_input_per_million, output_per_million, source, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (model) DO UPDATE SET text_input_per_million = excluded.text_input_per_million,
+      image_input_per_million = excluded.image_input_per_million,
+      output_per_million = excluded.output_per_million, source = excluded.source,
+      updated_at = excluded.updated_at`),
+    seedTokenPrice: db.prepare(`INSERT INTO token_prices (model, text_input_per_million,
+      image_input_per_million, output_per_million, source, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (model) DO NOTHING`),
+    insertCredential: db.prepare(`INSERT INTO provider_credentials (id, provider, name,
+      encrypted_key, key_hint, base_url, weight, created_at, disabled_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    selectCredentials: db.prepare("SELECT * FROM provider_credentials ORDER BY created_at, id"),
+    selectCredential: db.prepare("SELECT * FROM provider_credentials WHERE id = ?"),
+    deleteCredential: db.prepare("DELETE FROM provider_credentials WHERE id = ?"),
+  };
+
+  const findKey = (id: string) => {
+    const row = statements.selectKey.get(id);
+    return row ? keyFromRow(row) : undefined;
+  };
+
+  const insertUsage = (record: UsageRecord) => {
+    statements.insertUsage.run(
+      record.id,
+      record.keyId,
+      record.model,
+      record.provider,
+      record.imagesRequested,
+      record.imagesDelivered,
+      record.size,
+      record.quality,
+      record.responseFormat,
+      record.status,
+      record.errorCode,
+      record.latencyMs,
+      record.upstreamLatencyMs,
+      record.costMicros,
+      record.inputTokens,
+      record.outputTokens,
+      record.createdAt,
+    );
+  };
 
   return {
     kind: "sqlite",
+
     async createKey(record) {
-      insertKey.run(
+      statements.insertKey.run(
         record.id,
         record.name,
         record.role,
         record.secretHash,
+        record.models === null ? null : JSON.stringify(record.models),
+        record.rpm,
+        record.ipm,
+        record.balanceMicros,
         record.createdAt,
         record.revokedAt,
+        record.lastUsedAt,
       );
     },
     async findKey(id) {
-      const row = selectKey.get(id);
-      return row ? keyFromRow(row) : undefined;
+      return findKey(id);
+    },
+    async listKeys() {
+      return statements.selectKeys.all().map(keyFromRow);
     },
     async countActiveKeys(role: KeyRole) {
-      return Number((countKeys.get(role) as { count: number }).count);
+      return Number((statements.countKeys.get(role) as { count: number }).count);
     },
+    async updateKey(id, changes) {
+      const columns: Record<string, SQLInputValue> = {};
+      if (changes.name !== undefined) columns.name = changes.name;
+      if (changes.models !== undefined) {
+        columns.models = changes.models === null ? null : JSON.stringify(changes.models);
+      }
+      if (changes.rpm !== undefined) columns.rpm = changes.rpm;
+      if (changes.ipm !== undefined) columns.ipm = changes.ipm;
+      const names = Object.keys(columns);
+      if (names.length > 0) {
+        db.prepare(
+          `UPDATE api_keys SET ${names.map((name) => `${name} = ?`).join(", ")} WHERE id = ?`,
+        ).run(...Object.values(columns), id);
+      }
+      return findKey(id);
+    },
+    async replaceKeySecret(id, secretHash) {
+      return Number(statements.replaceSecret.run(secretHash, id).changes) === 1;
+    },
+    async revokeKey(id, at) {
+      return Number(statements.revokeKey.run(at, id).changes) === 1;
+    },
+    async setBalance(id, balanceMicros) {
+      statements.setBalance.run(balanceMicros, id);
+      return findKey(id);
+    },
+    async addCredit(id, amountMicros) {
+      statements.addCredit.run(amountMicros, id);
+      return findKey(id);
+    },
+    async touchKeys(lastUsed) {
+      if (lastUsed.size === 0) return;
+      transaction(() => {
+        for (const [id, at] of lastUsed) statements.touchKey.run(at, id);
+      });
+    },
+
+    async reserve(reservation) {
+      return transaction(() => {
+        const row = statements.selectBalance.get(reservation.keyId);
+        if (!row) return false;
+        if (row.balance_micros !== null) {
+          const taken = statements.takeBalance.run(
+            reservation.amountMicros,
+            reservation.keyId,
+            reservation.amountMicros,
+          );
+          if (Number(taken.changes) !== 1) return false;
+        }
+        statements.insertReservation.run(
+          reservation.id,
+          reservation.keyId,
+          reservation.amountMicros,
+          reservation.createdAt,
+        );
+        return true;
+      });
+    },
+    async settle(reservationId, usage) {
+      transaction(() => {
+        const held = statements.deleteReservation.get(reservationId);
+        if (held) {
+          const refund = Number(held.amount_micros) - usage.costMicros;
+          if (refund > 0) statements.refund.run(refund, String(held.key_id));
+        }
+        insertUsage(usage);
+      });
+    },
+    async releaseReservations(before) {
+      return transaction(() => {
+        const rows = statements.oldReservations.all(before);
+        for (const row of rows) {
+          statements.deleteReservation.get(String(row.id));
+          statements.refund.run(Number(row.amount_micros), String(row.key_id));
+        }
+        return rows.length;
+      });
+    },
+
     async recordUsage(record) {
-      const values: SQLInputValue[] = [
+      insertUsage(record);
+    },
+    async listUsage(filter) {
+      const { where, values } = usageWhere(filter);
+      return db
+        .prepare(
+          `SELECT * FROM usage_records ${where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+        )
+        .all(...values, filter.limit, filter.offset ?? 0)
+        .map(usageFromRow);
+    },
+    async usageTotals(filter, by) {
+      const { where, values } = usageWhere(filter);
+      const group = by === "day" ? "strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')" : "model";
+      return db
+        .prepare(`SELECT ${group} AS grp, COUNT(*) AS requests,
+          SUM(images_requested) AS requested, SUM(images_delivered) AS delivered,
+          SUM(cost_micros) AS cost FROM usage_records ${where} GROUP BY grp ORDER BY grp`)
+        .all(...values)
+        .map(
+          (row): UsageTotal => ({
+            group: String(row.grp),
+            requests: Number(row.requests),
+            imagesRequested: Number(row.requested),
+            imagesDelivered: Number(row.delivered),
+            costMicros: Number(row.cost),
+          }),
+        );
+    },
+
+    async listImagePrices() {
+      return statements.selectImagePrices.all().map(imagePriceFromRow);
+    },
+    async listTokenPrices() {
+      return statements.selectTokenPrices.all().map(tokenPriceFromRow);
+    },
+    async putImagePrice(price) {
+      statements.putImagePrice.run(...imagePriceValues(price));
+    },
+    async putTokenPrice(price) {
+      statements.putTokenPrice.run(...tokenPriceValues(price));
+    },
+    async deleteImagePrice(model, size, quality) {
+      return Number(statements.deleteImagePrice.run(model, size, quality).changes) === 1;
+    },
+    async seedPrices(images, tokens) {
+      transaction(() => {
+        for (const price of images) statements.seedImagePrice.run(...imagePriceValues(price));
+        for (const price of tokens) statements.seedTokenPrice.run(...tokenPriceValues(price));
+      });
+    },
+
+    async createCredential(record) {
+      statements.insertCredential.run(
         record.id,
-        record.keyId,
-        record.model,
         record.provider,
-        record.imagesRequested,
-        record.imagesDelivered,
-        record.size,
-        record.quality,
-        record.responseFormat,
-        record.status,
-        record.errorCode,
-        record.latencyMs,
-        record.upstreamLatencyMs,
+        record.name,
+        record.encryptedKey,
+        record.keyHint,
+        record.baseUrl,
+        record.weight,
         record.createdAt,
-      ];
-      insertUsage.run(...values);
+        record.disabledAt,
+      );
     },
-    async listUsage({ keyId, limit }) {
-      const rows = keyId ? selectUsageOfKey.all(keyId, limit) : selectUsage.all(limit);
-      return rows.map(usageFromRow);
+    async listCredentials() {
+      return statements.selectCredentials.all().map(credentialFromRow);
     },
+    async updateCredential(id, changes) {
+      const columns: Record<string, SQLInputValue> = {};
+      if (changes.name !== undefined) columns.name = changes.name;
+      if (changes.weight !== undefined) columns.weight = changes.weight;
+      if (changes.disabledAt !== undefined) columns.disabled_at = changes.disabledAt;
+      const names = Object.keys(columns);
+      if (names.length > 0) {
+        db.prepare(
+          `UPDATE provider_credentials SET ${names.map((name) => `${name} = ?`).join(", ")} WHERE id = ?`,
+        ).run(...Object.values(columns), id);
+      }
+      const row = statements.selectCredential.get(id);
+      return row ? credentialFromRow(row) : undefined;
+    },
+    async deleteCredential(id) {
+      return Number(statements.deleteCredential.run(id).changes) === 1;
+    },
+
     async close() {
       if (db.isOpen) db.close();
     },
@@ -82,46 +338,75 @@ function migrate(db: DatabaseSync): void {
   db.exec(
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
   );
-  const applied = new Set(
-    db
-      .prepare("SELECT version FROM schema_migrations")
-      .all()
-      .map((row) => Number(row.version)),
-  );
-  for (const migration of MIGRATIONS) {
-    if (applied.has(migration.version)) continue;
-    db.exec("BEGIN IMMEDIATE");
-    try {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const applied = new Set(
+      db
+        .prepare("SELECT version FROM schema_migrations")
+        .all()
+        .map((row) => Number(row.version)),
+    );
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
       db.exec(migration.sql);
       db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(
         migration.version,
         migration.name,
         Date.now(),
       );
-      db.exec("COMMIT");
-    } catch (error) {
-      db.exec("ROLLBACK");
-      throw error;
     }
+    db.exec("COMMIT");
+  } catch (error) {
+    db.exec("ROLLBACK");
+    throw error;
   }
 }
 
-type Row = Record<string, SQLInputValue>;
+function usageWhere(filter: UsageFilter): { where: string; values: SQLInputValue[] } {
+  const clauses: string[] = [];
+  const values: SQLInputValue[] = [];
+  if (filter.keyId !== undefined) {
+    clauses.push("key_id = ?");
+    values.push(filter.keyId);
+  }
+  if (filter.model !== undefined) {
+    clauses.push("model = ?");
+    values.push(filter.model);
+  }
+  if (filter.from !== undefined) {
+    clauses.push("created_at >= ?");
+    values.push(filter.from);
+  }
+  if (filter.to !== undefined) {
+    clauses.push("created_at < ?");
+    values.push(filter.to);
+  }
+  return { where: clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "", values };
+}
+
+const text = (value: SQLInputValue | undefined): string | null =>
+  value === null || value === undefined ? null : String(value);
+const number = (value: SQLInputValue | undefined): number | null =>
+  value === null || value === undefined ? null : Number(value);
 
 function keyFromRow(row: Row): ApiKeyRecord {
+  const models = text(row.models);
   return {
     id: String(row.id),
     name: String(row.name),
     role: row.role as KeyRole,
     secretHash: String(row.secret_hash),
+    models: models === null ? null : (JSON.parse(models) as string[]),
+    rpm: number(row.rpm),
+    ipm: number(row.ipm),
+    balanceMicros: number(row.balance_micros),
     createdAt: Number(row.created_at),
-    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+    revokedAt: number(row.revoked_at),
+    lastUsedAt: number(row.last_used_at),
   };
 }
 
 function usageFromRow(row: Row): UsageRecord {
-  const nullableText = (value: SQLInputValue | undefined) =>
-    value === null || value === undefined ? null : String(value);
   return {
     id: String(row.id),
     keyId: String(row.key_id),
@@ -129,13 +414,74 @@ function usageFromRow(row: Row): UsageRecord {
     provider: String(row.provider),
     imagesRequested: Number(row.images_requested),
     imagesDelivered: Number(row.images_delivered),
-    size: nullableText(row.size),
-    quality: nullableText(row.quality),
+    size: text(row.size),
+    quality: text(row.quality),
     responseFormat: String(row.response_format),
     status: row.status as UsageRecord["status"],
-    errorCode: nullableText(row.error_code),
+    errorCode: text(row.error_code),
     latencyMs: Number(row.latency_ms),
-    upstreamLatencyMs: row.upstream_latency_ms === null ? null : Number(row.upstream_latency_ms),
+    upstreamLatencyMs: number(row.upstream_latency_ms),
+    costMicros: Number(row.cost_micros),
+    inputTokens: number(row.input_tokens),
+    outputTokens: number(row.output_tokens),
     createdAt: Number(row.created_at),
+  };
+}
+
+function imagePriceValues(price: ImagePrice): SQLInputValue[] {
+  return [
+    price.model,
+    price.size,
+    price.quality,
+    price.microsPerImage,
+    price.source,
+    price.updatedAt,
+  ];
+}
+
+function imagePriceFromRow(row: Row): ImagePrice {
+  return {
+    model: String(row.model),
+    size: String(row.size),
+    quality: String(row.quality),
+    microsPerImage: Number(row.micros_per_image),
+    source: String(row.source),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function tokenPriceValues(price: TokenPrice): SQLInputValue[] {
+  return [
+    price.model,
+    price.textInputPerMillion,
+    price.imageInputPerMillion,
+    price.outputPerMillion,
+    price.source,
+    price.updatedAt,
+  ];
+}
+
+function tokenPriceFromRow(row: Row): TokenPrice {
+  return {
+    model: String(row.model),
+    textInputPerMillion: Number(row.text_input_per_million),
+    imageInputPerMillion: Number(row.image_input_per_million),
+    outputPerMillion: Number(row.output_per_million),
+    source: String(row.source),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function credentialFromRow(row: Row): ProviderCredentialRecord {
+  return {
+    id: String(row.id),
+    provider: String(row.provider),
+    name: String(row.name),
+    encryptedKey: String(row.encrypted_key),
+    keyHint: String(row.key_hint),
+    baseUrl: text(row.base_url),
+    weight: Number(row.weight),
+    createdAt: Number(row.created_at),
+    disabledAt: number(row.disabled_at),
   };
 }

@@ -1,6 +1,9 @@
 /**
- * The database seam. SQLite (node:sqlite) is the default; a PostgreSQL backend implements the
- * same interface with the same migrations. Methods are async so both backends fit.
+ * The database seam. SQLite (node:sqlite) is the default; PostgreSQL implements the same
+ * interface with the same migrations (migrations.ts). Methods are async so both backends fit.
+ *
+ * Money is kept in whole micro-dollars (1 USD = 1,000,000), never in floating point, so that
+ * balances and ledgers add up exactly. The HTTP layer converts to USD.
  */
 
 export type KeyRole = "admin" | "client";
@@ -12,13 +15,24 @@ export interface ApiKeyRecord {
   role: KeyRole;
   /** SHA-256 of the key's secret part, hex. The secret itself is never stored. */
   secretHash: string;
+  /** Catalog model ids this key may use; null for all. */
+  models: string[] | null;
+  /** Requests per minute; null for no limit. */
+  rpm: number | null;
+  /** Images per minute; null for no limit. */
+  ipm: number | null;
+  /** Credit left in micro-USD; null for unlimited. Never below zero. */
+  balanceMicros: number | null;
   createdAt: number;
   revokedAt: number | null;
+  lastUsedAt: number | null;
 }
+
+export type KeyChanges = Partial<Pick<ApiKeyRecord, "name" | "models" | "rpm" | "ipm">>;
 
 export type UsageStatus = "succeeded" | "partial" | "failed";
 
-/** One durable record per image request: what was asked, what was delivered, how it went. */
+/** One durable record per image request: what was asked, what was delivered, what it cost. */
 export interface UsageRecord {
   id: string;
   keyId: string;
@@ -33,15 +47,141 @@ export interface UsageRecord {
   errorCode: string | null;
   latencyMs: number;
   upstreamLatencyMs: number | null;
+  /** What the key was charged, micro-USD. */
+  costMicros: number;
+  inputTokens: number | null;
+  outputTokens: number | null;
   createdAt: number;
+}
+
+export interface Reservation {
+  id: string;
+  keyId: string;
+  amountMicros: number;
+  createdAt: number;
+}
+
+export interface UsageFilter {
+  keyId?: string;
+  model?: string;
+  /** Inclusive lower bound, ms since the epoch. */
+  from?: number;
+  /** Exclusive upper bound, ms since the epoch. */
+  to?: number;
+}
+
+export interface UsageTotal {
+  /** `YYYY-MM-DD` (UTC) for totals per day; the model id for totals per model. */
+  group: string;
+  requests: number;
+  imagesRequested: number;
+  imagesDelivered: number;
+  costMicros: number;
+}
+
+/** A price per image for one model, size and quality; `*` matches any size or quality. */
+export interface ImagePrice {
+  model: string;
+  size: string;
+  quality: string;
+  microsPerImage: number;
+  /** Where the figure came from: a provider's price page, or "admin". */
+  source: string;
+  updatedAt: number;
+}
+
+/** Token prices for models billed by token (GPT image), USD per million tokens. */
+export interface TokenPrice {
+  model: string;
+  textInputPerMillion: number;
+  imageInputPerMillion: number;
+  outputPerMillion: number;
+  source: string;
+  updatedAt: number;
+}
+
+/** A provider credential added through the admin API; the secret is stored encrypted. */
+export interface ProviderCredentialRecord {
+  id: string;
+  provider: string;
+  name: string;
+  /** AES-256-GCM envelope of the API key (see providers/credentials). */
+  encryptedKey: string;
+  /** The last characters of the key, for people to tell keys apart. */
+  keyHint: string;
+  baseUrl: string | null;
+  weight: number;
+  createdAt: number;
+  disabledAt: number | null;
 }
 
 export interface Database {
   readonly kind: "sqlite" | "postgres";
+
+  // API keys
   createKey(record: ApiKeyRecord): Promise<void>;
   findKey(id: string): Promise<ApiKeyRecord | undefined>;
+  listKeys(): Promise<ApiKeyRecord[]>;
   countActiveKeys(role: KeyRole): Promise<number>;
+  updateKey(id: string, changes: KeyChanges): Promise<ApiKeyRecord | undefined>;
+  /** Replaces the secret (rotation); false when the key is unknown or revoked. */
+  replaceKeySecret(id: string, secretHash: string): Promise<boolean>;
+  /** False when the key is unknown or already revoked. */
+  revokeKey(id: string, at: number): Promise<boolean>;
+  /** Sets the balance (null for unlimited); undefined when the key is unknown. */
+  setBalance(id: string, balanceMicros: number | null): Promise<ApiKeyRecord | undefined>;
+  /**
+   * Adds credit (negative to take some back, never below zero); a key with an unlimited
+   * balance starts from zero. Undefined when the key is unknown.
+   */
+  addCredit(id: string, amountMicros: number): Promise<ApiKeyRecord | undefined>;
+  /** Writes last-used times in one batch (the hub buffers them; no write per request). */
+  touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>;
+
+  // Reservation accounting
+  /**
+   * Takes `amountMicros` from the key's balance and records the reservation, atomically;
+   * false (and nothing changed) when the balance is too small. Keys with an unlimited balance
+   * always succeed.
+   */
+  reserve(reservation: Reservation): Promise<boolean>;
+  /**
+   * In one transaction: deletes the reservation, gives back what it held beyond
+   * `usage.costMicros`, and writes the usage record. A reservation already settled or released
+   * gives nothing back (the record is still written), so settling twice cannot refund twice.
+   */
+  settle(reservationId: string, usage: UsageRecord): Promise<void>;
+  /**
+   * Releases every reservation created before `before` (a crash left them open): gives their
+   * amounts back and returns how many there were.
+   */
+  releaseReservations(before: number): Promise<number>;
+
+  // Usage ledger
+  /** Writes a usage record of a request that reserved nothing (unlimited key, early failure). */
   recordUsage(record: UsageRecord): Promise<void>;
-  listUsage(options: { keyId?: string; limit: number }): Promise<UsageRecord[]>;
+  /** Newest first. */
+  listUsage(filter: UsageFilter & { limit: number; offset?: number }): Promise<UsageRecord[]>;
+  usageTotals(filter: UsageFilter, by: "day" | "model"): Promise<UsageTotal[]>;
+
+  // Prices
+  listImagePrices(): Promise<ImagePrice[]>;
+  listTokenPrices(): Promise<TokenPrice[]>;
+  /** Inserts or replaces. */
+  putImagePrice(price: ImagePrice): Promise<void>;
+  putTokenPrice(price: TokenPrice): Promise<void>;
+  deleteImagePrice(model: string, size: string, quality: string): Promise<boolean>;
+  /** Inserts the prices that are not there yet; existing rows (admin edits) are kept. */
+  seedPrices(images: ImagePrice[], tokens: TokenPrice[]): Promise<void>;
+
+  // Provider credentials
+  createCredential(record: ProviderCredentialRecord): Promise<void>;
+  listCredentials(): Promise<ProviderCredentialRecord[]>;
+  updateCredential(
+    id: string,
+    changes: Partial<Pick<ProviderCredentialRecord, "name" | "weight" | "disabledAt">>,
+  ): Promise<ProviderCredentialRecord | undefined>;
+  deleteCredential(id: string): Promise<boolean>;
+
   close(): Promise<void>;
 }

@@ -1,0 +1,26 @@
+/**
+ * Whether a key may run a planned job: the models it is allowed, then its rate limits (after
+ * planning, so a request the hub refuses as invalid uses up nothing).
+ */
+import { HubError } from "../errors.ts";
+import type { ImageJob } from "../images/plan.ts";
+import type { Principal } from "./principal.ts";
+import { type RateLimiter, rateLimited } from "./rate-limit.ts";
+
+export function createAdmission(options: { limiter: RateLimiter }) {
+  return function admit(principal: Principal, job: ImageJob): void {
+    if (principal.models !== null && !principal.models.includes(job.model.id)) {
+      throw new HubError(
+        `This API key may not use the model '${job.model.id}'. It may use: ${principal.models.join(", ") || "no models"}.`,
+        { status: 403, type: "permission_error", code: "model_not_allowed", param: "model" },
+      );
+    }
+    if (principal.rpm === null && principal.ipm === null) return;
+    const verdict = options.limiter.check(
+      principal.keyId,
+      { rpm: principal.rpm, ipm: principal.ipm },
+      job.n,
+    );
+    if (!verdict.allowed) throw rateLimited(verdict);
+  };
+}

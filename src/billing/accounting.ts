@@ -1,0 +1,78 @@
+/**
+ * Reservation accounting, between the pipeline and the ledger. Before any provider is called,
+ * the most a request can cost is taken from the key's credit (a 402 if it cannot be); when the
+ * request ends, the charge for what was delivered is settled and the rest given back, in the
+ * same transaction that writes the usage record. A failed or abandoned request is charged 0.
+ *
+ * Keys without a balance reserve nothing: their request path writes one row, the record.
+ */
+import type { Principal } from "../auth/principal.ts";
+import { insufficientQuota } from "../errors.ts";
+import type { ImageJob } from "../images/plan.ts";
+import type { TokenUsage } from "../providers/types.ts";
+import type { Database, UsageRecord } from "../storage/db/types.ts";
+import { chargeMicros, maxCostMicros } from "./cost.ts";
+import { microsToUsd } from "./money.ts";
+import type { PriceBook } from "./prices.ts";
+
+export interface Accounting {
+  /**
+   * Reserves the most `job` may cost under the id `reservationId`; returns the amount, or null
+   * when the key has no balance to draw on. Throws a 402 when the credit does not cover it.
+   */
+  reserve(
+    principal: Principal,
+    job: ImageJob,
+    reservationId: string,
+    now: number,
+  ): Promise<number | null>;
+  /** Prices what was delivered, settles the reservation, writes the record; returns it. */
+  record(entry: {
+    record: Omit<UsageRecord, "costMicros">;
+    job: ImageJob | undefined;
+    usage: TokenUsage | undefined;
+    reservedMicros: number | null;
+  }): Promise<UsageRecord>;
+}
+
+export function createAccounting(options: {
+  db: Pick<Database, "reserve" | "settle" | "recordUsage">;
+  /** The current price book (admins may change prices while the hub runs). */
+  prices: () => PriceBook;
+}): Accounting {
+  return {
+    async reserve(principal, job, reservationId, now) {
+      if (principal.balanceMicros === null) return null;
+      const amountMicros = maxCostMicros(job, options.prices());
+      const reserved = await options.db.reserve({
+        id: reservationId,
+        keyId: principal.keyId,
+        amountMicros,
+        createdAt: now,
+      });
+      if (!reserved) {
+        throw insufficientQuota(
+          `This request may cost up to $${microsToUsd(amountMicros)} and the key's credit does ` +
+            "not cover it. Ask the hub's admin for more credit, or ask for fewer or smaller images.",
+        );
+      }
+      return amountMicros;
+    },
+    async record({ record, job, usage, reservedMicros }) {
+      const costMicros =
+        job === undefined || record.imagesDelivered === 0
+          ? 0
+          : chargeMicros({
+              job,
+              delivered: record.imagesDelivered,
+              usage,
+              reservedMicros: reservedMicros ?? Number.POSITIVE_INFINITY,
+              book: options.prices(),
+            });
+      const complete: UsageRecord = { ...record, costMicros };
+      if (reservedMicros === null) await options.db.recordUsage(complete);
+      else await options.db.settle(record.id, complete);
+      return complete;
+    },
+  };
+}

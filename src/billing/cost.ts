@@ -1,0 +1,83 @@
+/**
+ * What a request may cost (reserved before any upstream call) and what it did cost (settled
+ * after). Pure arithmetic over a price book; amounts are whole micro-dollars.
+ */
+import type { ImageJob } from "../images/plan.ts";
+import type { TokenUsage } from "../providers/types.ts";
+import type { PriceBook } from "./prices.ts";
+
+export type CostedJob = Pick<ImageJob, "model" | "n" | "size" | "quality">;
+
+/**
+ * The most the job may cost: n images at the per-image price of its size and quality (the
+ * dearest option where the model picks, see price-list.ts). This is what a request reserves.
+ *
+ * @throws Error when the book has no price for the job: every catalog model must be priced,
+ * so a missing row is a bug in the seed list or a row an admin deleted.
+ */
+export function maxCostMicros(job: CostedJob, book: PriceBook): number {
+  const price = book.perImageMicros(job.model.id, job.size, job.quality);
+  if (price === undefined) {
+    throw new Error(
+      `No price for model '${job.model.id}' at size ${job.size ?? "auto"} and quality ` +
+        `${job.quality ?? "(none)"}: every catalog model needs a price row (see src/billing/price-list.ts).`,
+    );
+  }
+  return price * job.n;
+}
+
+export interface ChargeInput {
+  job: CostedJob;
+  /** Images the client actually receives. */
+  delivered: number;
+  /** Token usage summed over the upstream calls, where the upstream reports it. */
+  usage: TokenUsage | undefined;
+  /**
+   * What the request reserved: the most it may be charged, so the balance stays at or above
+   * zero. A key without a balance limit reserves nothing: pass `Number.POSITIVE_INFINITY`.
+   */
+  reservedMicros: number;
+  book: PriceBook;
+}
+
+/**
+ * What to charge for the images delivered. Models with a token price and reported usage are
+ * charged for their tokens (text input, image input and output at their prices per million;
+ * input that the upstream does not split is charged at the text price); other models are
+ * charged the per-image price for each delivered image. The result is rounded to whole micros
+ * once, at the end, and never exceeds the reservation. Nothing delivered costs nothing.
+ *
+ * @example chargeMicros({ job, delivered: 2, usage: undefined, reservedMicros: 360_000, book })
+ */
+export function chargeMicros({ job, delivered, usage, reservedMicros, book }: ChargeInput): number {
+  if (delivered <= 0) return 0;
+  const cap = Math.max(0, reservedMicros);
+  const tokenPrice = book.tokenPrice(job.model.id);
+  let cost: number;
+  if (tokenPrice && usage) {
+    const { textTokens, imageTokens } = splitInput(usage);
+    // USD per million tokens is micro-dollars per token.
+    cost =
+      textTokens * tokenPrice.textInputPerMillion +
+      imageTokens * tokenPrice.imageInputPerMillion +
+      usage.outputTokens * tokenPrice.outputPerMillion;
+  } else {
+    const price = book.perImageMicros(job.model.id, job.size, job.quality);
+    if (price !== undefined) cost = price * delivered;
+    // A price row removed after reserving: charge the reserved share of each delivered image
+    // rather than fail a request whose images the client already has; with no reservation to
+    // go by (a key without a limit), charge nothing rather than guess.
+    else cost = Number.isFinite(cap) ? (cap * delivered) / job.n : 0;
+  }
+  return Math.min(Math.max(0, Math.round(cost)), cap);
+}
+
+function splitInput(usage: TokenUsage): { textTokens: number; imageTokens: number } {
+  const { inputTokens, inputTextTokens, inputImageTokens } = usage;
+  if (inputTextTokens === undefined && inputImageTokens === undefined) {
+    return { textTokens: inputTokens, imageTokens: 0 };
+  }
+  const imageTokens = inputImageTokens ?? Math.max(0, inputTokens - (inputTextTokens ?? 0));
+  const textTokens = inputTextTokens ?? Math.max(0, inputTokens - imageTokens);
+  return { textTokens, imageTokens };
+}

@@ -1,0 +1,237 @@
+/**
+ * The seed price list: what each catalog model costs upstream, as data. The database is seeded
+ * with these rows on start (`Database.seedPrices` keeps rows an admin has edited), and the price
+ * book (prices.ts) reads whatever the database then holds.
+ *
+ * Rules of the table:
+ * - every catalog model is priced at every size × quality it accepts; `*` stands for any size or
+ *   any quality where the price does not depend on it;
+ * - `auto` (the model picks the size or quality) is priced as the dearest option it may pick,
+ *   since a reservation must cover whatever comes back; a row with quality `*` next to named
+ *   qualities is that catch-all (it also prices a lookup with no quality);
+ * - figures are the providers' public list prices in whole micro-dollars; `source` says where a
+ *   figure came from and says "estimate" where it is one.
+ */
+import type { ImagePrice, TokenPrice } from "../storage/db/types.ts";
+
+const AS_OF = "list price as of 2026-11";
+
+/**
+ * gpt-image-2 takes any WxH (multiples of 16, up to 3840x2160 pixels), so it is priced by pixel
+ * tier instead of by size: a size belongs to the first tier whose pixel count it does not exceed.
+ * Tier keys are what the price rows carry in `size`; `<=1536x1024` reads "at most as many pixels
+ * as 1536x1024".
+ *
+ * Each tier's price is the dearest image the tier can hold. OpenAI bills gpt-image-2 output by
+ * tokens: for quality factor q (low 16, medium 48, high 96),
+ *   tokens = ceil(q × round(q × short side / long side) × (2,000,000 + pixels) / 4,000,000)
+ * (the formula behind OpenAI's image-generation cost calculator; it reproduces OpenAI's figures:
+ * 7024 tokens for 1024x1024 high, 5488 for 1536x1024 high). The middle factor is largest, q, for a
+ * square, so the dearest image of a tier is a square of the tier's largest pixel count:
+ *   price = ceil(q² × (2,000,000 + tier pixels) / 4,000,000) × $30 per million output tokens.
+ * A wide or tall image of the same tier costs less; the token charge settles the difference.
+ */
+export const PIXEL_TIERS: readonly { key: string; maxPixels: number }[] = [
+  { key: "<=1024x1024", maxPixels: 1024 * 1024 },
+  { key: "<=1536x1024", maxPixels: 1536 * 1024 },
+  { key: "<=2048x2048", maxPixels: 2048 * 2048 },
+  { key: "<=3840x2160", maxPixels: 3840 * 2160 },
+];
+
+/** Catalog models whose price rows are keyed by pixel tier rather than by size. */
+export const PIXEL_TIERED_MODELS: ReadonlySet<string> = new Set(["gpt-image-2"]);
+
+/**
+ * The pixel tier of a `WxH` size, or undefined for text that is not a size or a size larger
+ * than the largest tier.
+ *
+ * @example pixelTier("1536x864") // "<=1536x1024"
+ */
+export function pixelTier(size: string): string | undefined {
+  const match = /^(\d+)x(\d+)$/.exec(size);
+  if (!match) return undefined;
+  const pixels = Number(match[1]) * Number(match[2]);
+  return PIXEL_TIERS.find((tier) => pixels <= tier.maxPixels)?.key;
+}
+
+function price(
+  model: string,
+  size: string,
+  quality: string,
+  microsPerImage: number,
+  source: string,
+): ImagePrice {
+  return { model, size, quality, microsPerImage, source, updatedAt: 0 };
+}
+
+/** low, medium, high in micro-dollars. */
+type ByQuality = readonly [low: number, medium: number, high: number];
+
+/**
+ * Rows for a GPT image model: each quality at each size, quality `auto` (and none) at the high
+ * price, and size `auto` at the dearer portrait/landscape price.
+ */
+function gptImageRows(
+  model: string,
+  sizes: Record<string, ByQuality>,
+  auto: ByQuality,
+  sourceOf: (size: string) => string,
+): ImagePrice[] {
+  return Object.entries({ ...sizes, auto }).flatMap(([size, [low, medium, high]]) => {
+    const source = sourceOf(size);
+    return [
+      price(model, size, "low", low, source),
+      price(model, size, "medium", medium, source),
+      price(model, size, "high", high, source),
+      price(model, size, "*", high, source),
+    ];
+  });
+}
+
+function gptImage1Family(
+  model: string,
+  square: ByQuality,
+  wide: ByQuality,
+  source: string,
+): ImagePrice[] {
+  return gptImageRows(
+    model,
+    { "1024x1024": square, "1536x1024": wide, "1024x1536": wide },
+    wide,
+    () => source,
+  );
+}
+
+/** Output-token prices per tier (see PIXEL_TIERS), low / medium / high, in micro-dollars. */
+const GPT_IMAGE_2_TIERS: Record<string, ByQuality> = {
+  // OpenAI's published per-image figures for 1024x1024 ($0.006 / $0.053 / $0.211); the formula
+  // gives 196 / 1756 / 7024 tokens, $0.00588 / $0.05268 / $0.21072, just under them.
+  "<=1024x1024": [6_000, 53_000, 211_000],
+  // Formula: 229 / 2058 / 8232 tokens × $30 per million.
+  "<=1536x1024": [6_870, 61_740, 246_960],
+  // Formula: 397 / 3568 / 14272 tokens (2048x2048 itself is the tier's dearest).
+  "<=2048x2048": [11_910, 107_040, 428_160],
+  // Formula: 659 / 5930 / 23719 tokens (a square of 3840x2160's pixel count).
+  "<=3840x2160": [19_770, 177_900, 711_570],
+};
+
+/**
+ * Gemini 3 Pro Image at 4K: the catalog's 1K sizes times four. 1K and 2K cost the same
+ * ($0.134, 1120 output tokens at $120 per million); 4K costs $0.24 (2000 tokens).
+ */
+const GEMINI_PRO_4K_SIZES = [
+  "4096x4096",
+  "3392x5056",
+  "5056x3392",
+  "3584x4800",
+  "4800x3584",
+  "3712x4608",
+  "4608x3712",
+  "3072x5504",
+  "5504x3072",
+  "6336x2688",
+] as const;
+
+const SOURCES = {
+  dallE2: `OpenAI API pricing page (DALL·E 2), ${AS_OF}: the last published figure (OpenAI retired the model upstream on 2026-05-12)`,
+  dallE3: `OpenAI API pricing page (DALL·E 3), ${AS_OF}: the last published figure (OpenAI retired the model upstream on 2026-05-12)`,
+  dallE3Unnamed: `OpenAI API pricing page (DALL·E 3), ${AS_OF}: a lookup with no quality is priced as hd, the dearest`,
+  gptImage1: `OpenAI model page gpt-image-1, per-image output estimate, ${AS_OF} (last published figure; the model was shut down upstream on 2026-10-23)`,
+  gptImage1Mini: `OpenAI model page gpt-image-1-mini, per-image output estimate, ${AS_OF}`,
+  gptImage15: `OpenAI model page gpt-image-1.5, per-image output estimate, ${AS_OF}`,
+  gptImage2Square: `OpenAI API pricing page (gpt-image-2, 1024x1024 per-image figure), ${AS_OF}; output tokens only`,
+  gptImage2Tier: `estimate: output tokens of the dearest size in the pixel tier (OpenAI image-generation cost calculator formula) × $30 per million, OpenAI API pricing page (gpt-image-2), ${AS_OF}`,
+  geminiFlash: `Gemini Developer API pricing page (gemini-2.5-flash-image: 1290 output tokens at $30 per million, $0.039 per image up to 1024x1024), ${AS_OF}`,
+  geminiPro: `Gemini Developer API pricing page (gemini-3-pro-image-preview: $0.134 per 1K or 2K image), ${AS_OF}`,
+  geminiPro4K: `Gemini Developer API pricing page (gemini-3-pro-image-preview: $0.24 per 4K image), ${AS_OF}`,
+  imagen4: `Gemini Developer API pricing page (Imagen 4 Standard, $0.04 per image), ${AS_OF}`,
+  placeholder: "local test pattern drawn by the hub: no upstream cost",
+} as const;
+
+export const SEED_IMAGE_PRICES: ImagePrice[] = [
+  // DALL·E 2 has one quality, so its price depends on the size only.
+  price("dall-e-2", "256x256", "*", 16_000, SOURCES.dallE2),
+  price("dall-e-2", "512x512", "*", 18_000, SOURCES.dallE2),
+  price("dall-e-2", "1024x1024", "*", 20_000, SOURCES.dallE2),
+
+  price("dall-e-3", "1024x1024", "standard", 40_000, SOURCES.dallE3),
+  price("dall-e-3", "1024x1024", "hd", 80_000, SOURCES.dallE3),
+  price("dall-e-3", "1024x1024", "*", 80_000, SOURCES.dallE3Unnamed),
+  ...["1792x1024", "1024x1792"].flatMap((size) => [
+    price("dall-e-3", size, "standard", 80_000, SOURCES.dallE3),
+    price("dall-e-3", size, "hd", 120_000, SOURCES.dallE3),
+    price("dall-e-3", size, "*", 120_000, SOURCES.dallE3Unnamed),
+  ]),
+
+  ...gptImage1Family(
+    "gpt-image-1",
+    [11_000, 42_000, 167_000],
+    [16_000, 63_000, 250_000],
+    SOURCES.gptImage1,
+  ),
+  ...gptImage1Family(
+    "gpt-image-1-mini",
+    [5_000, 11_000, 36_000],
+    [6_000, 15_000, 52_000],
+    SOURCES.gptImage1Mini,
+  ),
+  ...gptImage1Family(
+    "gpt-image-1.5",
+    [9_000, 34_000, 133_000],
+    [13_000, 50_000, 200_000],
+    SOURCES.gptImage15,
+  ),
+  // `auto` may pick any size, so it is priced as the largest tier.
+  ...gptImageRows(
+    "gpt-image-2",
+    GPT_IMAGE_2_TIERS,
+    GPT_IMAGE_2_TIERS["<=3840x2160"] as ByQuality,
+    (size) => (size === "<=1024x1024" ? SOURCES.gptImage2Square : SOURCES.gptImage2Tier),
+  ),
+
+  price("gemini-2.5-flash-image", "*", "*", 39_000, SOURCES.geminiFlash),
+
+  price("gemini-3-pro-image-preview", "*", "*", 134_000, SOURCES.geminiPro),
+  ...GEMINI_PRO_4K_SIZES.map((size) =>
+    price("gemini-3-pro-image-preview", size, "*", 240_000, SOURCES.geminiPro4K),
+  ),
+
+  price("imagen-4.0-generate-001", "*", "*", 40_000, SOURCES.imagen4),
+
+  price("local/placeholder", "*", "*", 0, SOURCES.placeholder),
+];
+
+function tokenPrice(
+  model: string,
+  textInputPerMillion: number,
+  imageInputPerMillion: number,
+  outputPerMillion: number,
+  source: string,
+): TokenPrice {
+  return {
+    model,
+    textInputPerMillion,
+    imageInputPerMillion,
+    outputPerMillion,
+    source,
+    updatedAt: 0,
+  };
+}
+
+/**
+ * USD per million tokens for the models OpenAI bills by token. The per-image rows above are what
+ * a request reserves; when the upstream reports usage, these settle what it actually cost.
+ * Gemini models report usage too but Google lists them per image, so they settle per image.
+ */
+export const SEED_TOKEN_PRICES: TokenPrice[] = [
+  tokenPrice(
+    "gpt-image-1",
+    5,
+    10,
+    40,
+    `OpenAI model page gpt-image-1, ${AS_OF} (last published figure; the model was shut down upstream on 2026-10-23)`,
+  ),
+  tokenPrice("gpt-image-1-mini", 2, 2.5, 8, `OpenAI model page gpt-image-1-mini, ${AS_OF}`),
+  tokenPrice("gpt-image-1.5", 5, 8, 32, `OpenAI model page gpt-image-1.5, ${AS_OF}`),
+  tokenPrice("gpt-image-2", 5, 8, 30, `OpenAI API pricing page (gpt-image-2), ${AS_OF}`),
+];

@@ -1,0 +1,574 @@
+/**
+ * The PostgreSQL backend (DATABASE_URL=postgres://…): the same interface and the same migrations
+ * as SQLite, for hubs that share one database or outgrow one file.
+ *
+ * Money moves in single statements where it can: a data-modifying CTE is one transaction and one
+ * round trip, and holds the key's row lock only for the statement, so concurrent requests on one
+ * key queue for microseconds, not for network round trips. PostgreSQL re-checks an UPDATE's WHERE
+ * on the row version it waited for (READ COMMITTED), which is what makes `reserve` unable to
+ * overspend; the CHECK on `balance_micros` is the backstop.
+ */
+import { Pool, type PoolClient, type QueryResultRow } from "pg";
+import { MIGRATIONS } from "./migrations.ts";
+import type {
+  ApiKeyRecord,
+  Database,
+  ImagePrice,
+  KeyRole,
+  ProviderCredentialRecord,
+  TokenPrice,
+  UsageFilter,
+  UsageRecord,
+  UsageTotal,
+} from "./types.ts";
+
+export interface PostgresOptions {
+  /**
+   * Schema to keep the tables in, created when missing and put first on every connection's
+   * search_path (tests use one per run). Lower-case letters, digits and `_`.
+   */
+  schema?: string;
+}
+
+/** Any 64-bit number, the same for every hub: only one of them migrates at a time. */
+const LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(7267348107615961)";
+
+/**
+ * Opens a pool on `url` and brings the schema up to date before returning.
+ *
+ * @example
+ * const db = await openPostgresDatabase("postgres://hub@db.internal/hub");
+ */
+export async function openPostgresDatabase(
+  url: string,
+  options: PostgresOptions = {},
+): Promise<Database> {
+  const { schema } = options;
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new Error(
+      `PostgreSQL schema name must match [a-z_][a-z0-9_]*: ${JSON.stringify(schema)}`,
+    );
+  }
+  const pool = new Pool({
+    connectionString: url,
+    max: 10,
+    ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
+  });
+  // An idle client losing its server emits here; without a listener that would end the process.
+  // The next query gets a fresh connection and its own error.
+  pool.on("error", () => {});
+  try {
+    await migrate(pool, schema);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+
+  let closed = false;
+  const query = async (sql: string, values: unknown[] = []) => (await pool.query(sql, values)).rows;
+  const first = async (sql: string, values: unknown[] = []) =>
+    (await pool.query(sql, values)).rows[0] as Row | undefined;
+  const changed = async (sql: string, values: unknown[]) =>
+    ((await pool.query(sql, values)).rowCount ?? 0) > 0;
+
+  return {
+    kind: "postgres",
+
+    async createKey(record) {
+      await pool.query(
+        `INSERT INTO api_keys (id, name, role, secret_hash, models, rpm, ipm, balance_micros,
+          created_at, revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        [
+          record.id,
+          record.name,
+          record.role,
+          record.secretHash,
+          modelsToText(record.models),
+          record.rpm,
+          record.ipm,
+          record.balanceMicros,
+          record.createdAt,
+          record.revokedAt,
+          record.lastUsedAt,
+        ],
+      );
+    },
+    async findKey(id) {
+      const row = await first("SELECT * FROM api_keys WHERE id = $1", [id]);
+      return row ? keyFromRow(row) : undefined;
+    },
+    async listKeys() {
+      return (await query('SELECT * FROM api_keys ORDER BY created_at, id COLLATE "C"')).map(
+        keyFromRow,
+      );
+    },
+    async countActiveKeys(role: KeyRole) {
+      const row = await first(
+        "SELECT COUNT(*) AS count FROM api_keys WHERE role = $1 AND revoked_at IS NULL",
+        [role],
+      );
+      return Number(row?.count ?? 0);
+    },
+    async updateKey(id, changes) {
+      const columns: Array<[string, unknown]> = [];
+      if (changes.name !== undefined) columns.push(["name", changes.name]);
+      if (changes.models !== undefined) columns.push(["models", modelsToText(changes.models)]);
+      if (changes.rpm !== undefined) columns.push(["rpm", changes.rpm]);
+      if (changes.ipm !== undefined) columns.push(["ipm", changes.ipm]);
+      const row = await first(
+        `UPDATE api_keys SET ${assignments(columns)} WHERE id = $1 RETURNING *`,
+        [id, ...columns.map(([, value]) => value)],
+      );
+      return row ? keyFromRow(row) : undefined;
+    },
+    async replaceKeySecret(id, secretHash) {
+      return changed("UPDATE api_keys SET secret_hash = $2 WHERE id = $1 AND revoked_at IS NULL", [
+        id,
+        secretHash,
+      ]);
+    },
+    async revokeKey(id, at) {
+      return changed("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", [
+        id,
+        at,
+      ]);
+    },
+    async setBalance(id, balanceMicros) {
+      const row = await first("UPDATE api_keys SET balance_micros = $2 WHERE id = $1 RETURNING *", [
+        id,
+        balanceMicros,
+      ]);
+      return row ? keyFromRow(row) : undefined;
+    },
+    async addCredit(id, amountMicros) {
+      const row = await first(
+        `UPDATE api_keys SET balance_micros = GREATEST(COALESCE(balance_micros, 0) + $2, 0)
+          WHERE id = $1 RETURNING *`,
+        [id, amountMicros],
+      );
+      return row ? keyFromRow(row) : undefined;
+    },
+    async touchKeys(lastUsed) {
+      if (lastUsed.size === 0) return;
+      await pool.query(
+        // Never backwards: a batch flushed late must not undo a later one. GREATEST skips NULL.
+        `UPDATE api_keys SET last_used_at = GREATEST(api_keys.last_used_at, touched.at)
+          FROM unnest($1::text[], $2::bigint[]) AS touched (id, at)
+          WHERE api_keys.id = touched.id`,
+        [[...lastUsed.keys()], [...lastUsed.values()]],
+      );
+    },
+
+    async reserve(reservation) {
+      // Unlimited keys (NULL balance) match and keep NULL; a balance too small matches nothing,
+      // so nothing is inserted and nothing changed.
+      return changed(
+        `WITH taken AS (
+          UPDATE api_keys SET balance_micros = balance_micros - $3
+            WHERE id = $2 AND (balance_micros IS NULL OR balance_micros >= $3)
+            RETURNING id
+        )
+        INSERT INTO reservations (id, key_id, amount_micros, created_at)
+          SELECT $1, id, $3, $4 FROM taken`,
+        [reservation.id, reservation.keyId, reservation.amountMicros, reservation.createdAt],
+      );
+    },
+    async settle(reservationId, usage) {
+      // The DELETE decides: a second settle (or one after releaseReservations) deletes nothing,
+      // so it refunds nothing. What the usage cost beyond the reservation is not taken.
+      await pool.query(
+        `WITH released AS (
+          DELETE FROM reservations WHERE id = $1 RETURNING key_id, amount_micros
+        ), refunded AS (
+          UPDATE api_keys SET balance_micros = api_keys.balance_micros + released.amount_micros - $2
+            FROM released
+            WHERE api_keys.id = released.key_id AND api_keys.balance_micros IS NOT NULL
+              AND released.amount_micros > $2
+        )
+        ${insertUsage(2)}`,
+        [reservationId, usage.costMicros, ...usageValues(usage)],
+      );
+    },
+    async releaseReservations(before) {
+      const row = await first(
+        `WITH released AS (
+          DELETE FROM reservations WHERE created_at < $1 RETURNING key_id, amount_micros
+        ), owed AS (
+          SELECT key_id, SUM(amount_micros) AS amount_micros FROM released GROUP BY key_id
+        ), refunded AS (
+          UPDATE api_keys SET balance_micros = api_keys.balance_micros + owed.amount_micros
+            FROM owed
+            WHERE api_keys.id = owed.key_id AND api_keys.balance_micros IS NOT NULL
+        )
+        SELECT COUNT(*) AS count FROM released`,
+        [before],
+      );
+      return Number(row?.count ?? 0);
+    },
+
+    async recordUsage(record) {
+      await pool.query(insertUsage(0), usageValues(record));
+    },
+    async listUsage(filter) {
+      const { where, values } = usageWhere(filter);
+      values.push(filter.limit, filter.offset ?? 0);
+      const rows = await query(
+        `SELECT * FROM usage_records ${where}
+          ORDER BY created_at DESC, id COLLATE "C" DESC
+          LIMIT $${values.length - 1} OFFSET $${values.length}`,
+        values,
+      );
+      return rows.map(usageFromRow);
+    },
+    async usageTotals(filter, by) {
+      const { where, values } = usageWhere(filter);
+      const group =
+        by === "day"
+          ? `to_char(to_timestamp(created_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`
+          : "model";
+      const rows = await query(
+        `SELECT ${group} COLLATE "C" AS "group", COUNT(*) AS requests,
+            SUM(images_requested) AS images_requested, SUM(images_delivered) AS images_delivered,
+            SUM(cost_micros) AS cost_micros
+          FROM usage_records ${where}
+          GROUP BY 1 ORDER BY 1`,
+        values,
+      );
+      return rows.map(
+        (row): UsageTotal => ({
+          group: String(row.group),
+          requests: Number(row.requests),
+          imagesRequested: Number(row.images_requested),
+          imagesDelivered: Number(row.images_delivered),
+          costMicros: Number(row.cost_micros),
+        }),
+      );
+    },
+
+    async listImagePrices() {
+      const rows = await query(
+        'SELECT * FROM image_prices ORDER BY model COLLATE "C", size COLLATE "C", quality COLLATE "C"',
+      );
+      return rows.map(imagePriceFromRow);
+    },
+    async listTokenPrices() {
+      const rows = await query('SELECT * FROM token_prices ORDER BY model COLLATE "C"');
+      return rows.map(tokenPriceFromRow);
+    },
+    async putImagePrice(price) {
+      await pool.query(
+        `INSERT INTO image_prices (model, size, quality, micros_per_image, source, updated_at)
+          VALUES ($1, $2, $3, $4, $5, $6)
+          ON CONFLICT (model, size, quality) DO UPDATE SET micros_per_image = excluded.micros_per_image,
+            source = excluded.source, updated_at = excluded.updated_at`,
+        imagePriceValues(price),
+      );
+    },
+    async putTokenPrice(price) {
+      await pool.query(
+        `INSERT INTO token_prices (model, text_input_per_million, image_input_per_million,
+            output_per_million, source, updated_at)
+          VALUES ($1, $2, $3, $4, $5, $6)
+          ON CONFLICT (model) DO UPDATE SET text_input_per_million = excluded.text_input_per_million,
+            image_input_per_million = excluded.image_input_per_million,
+            output_per_million = excluded.output_per_million,
+            source = excluded.source, updated_at = excluded.updated_at`,
+        tokenPriceValues(price),
+      );
+    },
+    async deleteImagePrice(model, size, quality) {
+      return changed("DELETE FROM image_prices WHERE model = $1 AND size = $2 AND quality = $3", [
+        model,
+        size,
+        quality,
+      ]);
+    },
+    async seedPrices(images, tokens) {
+      // Columns as arrays: one statement per table whatever the number of prices.
+      await transaction(pool, async (client) => {
+        await client.query(
+          `INSERT INTO image_prices (model, size, quality, micros_per_image, source, updated_at)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+              $6::bigint[])
+            ON CONFLICT DO NOTHING`,
+          columnsOf(images.map(imagePriceValues), 6),
+        );
+        await client.query(
+          `INSERT INTO token_prices (model, text_input_per_million, image_input_per_million,
+              output_per_million, source, updated_at)
+            SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $4::float8[],
+              $5::text[], $6::bigint[])
+            ON CONFLICT DO NOTHING`,
+          columnsOf(tokens.map(tokenPriceValues), 6),
+        );
+      });
+    },
+
+    async createCredential(record) {
+      await pool.query(
+        `INSERT INTO provider_credentials (id, provider, name, encrypted_key, key_hint, base_url,
+          weight, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [
+          record.id,
+          record.provider,
+          record.name,
+          record.encryptedKey,
+          record.keyHint,
+          record.baseUrl,
+          record.weight,
+          record.createdAt,
+          record.disabledAt,
+        ],
+      );
+    },
+    async listCredentials() {
+      const rows = await query(
+        'SELECT * FROM provider_credentials ORDER BY created_at, id COLLATE "C"',
+      );
+      return rows.map(credentialFromRow);
+    },
+    async updateCredential(id, changes) {
+      const columns: Array<[string, unknown]> = [];
+      if (changes.name !== undefined) columns.push(["name", changes.name]);
+      if (changes.weight !== undefined) columns.push(["weight", changes.weight]);
+      if (changes.disabledAt !== undefined) columns.push(["disabled_at", changes.disabledAt]);
+      const row = await first(
+        `UPDATE provider_credentials SET ${assignments(columns)} WHERE id = $1 RETURNING *`,
+        [id, ...columns.map(([, value]) => value)],
+      );
+      return row ? credentialFromRow(row) : undefined;
+    },
+    async deleteCredential(id) {
+      return changed("DELETE FROM provider_credentials WHERE id = $1", [id]);
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+}
+
+/**
+ * Applies the migrations not yet recorded, each in its own transaction. Every transaction takes
+ * the same advisory lock first and re-reads what is applied under it, so hubs starting together
+ * migrate one after the other and the later ones find nothing to do.
+ */
+async function migrate(pool: Pool, schema: string | undefined): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await inTransaction(client, async () => {
+      await client.query(LOCK_MIGRATIONS);
+      if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await client.query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+      );
+    });
+    for (const migration of MIGRATIONS) {
+      await inTransaction(client, async () => {
+        await client.query(LOCK_MIGRATIONS);
+        const applied = await client.query("SELECT 1 FROM schema_migrations WHERE version = $1", [
+          migration.version,
+        ]);
+        if (applied.rowCount) return;
+        await client.query(migration.sql);
+        await client.query(
+          "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+          [migration.version, migration.name, Date.now()],
+        );
+      });
+    }
+  } finally {
+    client.release();
+  }
+}
+
+async function transaction(pool: Pool, work: (client: PoolClient) => Promise<void>) {
+  const client = await pool.connect();
+  try {
+    await inTransaction(client, () => work(client));
+  } finally {
+    client.release();
+  }
+}
+
+async function inTransaction(client: PoolClient, work: () => Promise<void>): Promise<void> {
+  await client.query("BEGIN");
+  try {
+    await work();
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}
+
+const USAGE_COLUMNS = `id, key_id, model, provider, images_requested, images_delivered, size,
+  quality, response_format, status, error_code, latency_ms, upstream_latency_ms, cost_micros,
+  input_tokens, output_tokens, created_at`;
+
+/** Inserts the usageValues() given after the first `offset` parameters of the statement. */
+function insertUsage(offset: number): string {
+  const placeholders = Array.from({ length: 17 }, (_, index) => `$${offset + index + 1}`);
+  return `INSERT INTO usage_records (${USAGE_COLUMNS}) VALUES (${placeholders.join(", ")})`;
+}
+
+/**
+ * `column = $2, …` for an UPDATE whose `$1` is the id. With no changes, `id = id` still returns
+ * the row as it is (or nothing for an unknown id).
+ */
+function assignments(columns: Array<[string, unknown]>): string {
+  if (columns.length === 0) return "id = id";
+  return columns.map(([column], index) => `${column} = $${index + 2}`).join(", ");
+}
+
+function usageValues(record: UsageRecord): unknown[] {
+  return [
+    record.id,
+    record.keyId,
+    record.model,
+    record.provider,
+    record.imagesRequested,
+    record.imagesDelivered,
+    record.size,
+    record.quality,
+    record.responseFormat,
+    record.status,
+    record.errorCode,
+    record.latencyMs,
+    record.upstreamLatencyMs,
+    record.costMicros,
+    record.inputTokens,
+    record.outputTokens,
+    record.createdAt,
+  ];
+}
+
+function usageWhere(filter: UsageFilter): { where: string; values: unknown[] } {
+  const conditions: string[] = [];
+  const values: unknown[] = [];
+  const add = (condition: string, value: unknown) => {
+    values.push(value);
+    conditions.push(condition.replace("?", `$${values.length}`));
+  };
+  if (filter.keyId !== undefined) add("key_id = ?", filter.keyId);
+  if (filter.model !== undefined) add("model = ?", filter.model);
+  if (filter.from !== undefined) add("created_at >= ?", filter.from);
+  if (filter.to !== undefined) add("created_at < ?", filter.to);
+  return { where: conditions.length ? `WHERE ${conditions.join(" AND ")}` : "", values };
+}
+
+function imagePriceValues(price: ImagePrice): unknown[] {
+  return [
+    price.model,
+    price.size,
+    price.quality,
+    price.microsPerImage,
+    price.source,
+    price.updatedAt,
+  ];
+}
+
+function tokenPriceValues(price: TokenPrice): unknown[] {
+  return [
+    price.model,
+    price.textInputPerMillion,
+    price.imageInputPerMillion,
+    price.outputPerMillion,
+    price.source,
+    price.updatedAt,
+  ];
+}
+
+/** Rows of values → one array per column, for `unnest`. */
+function columnsOf(rows: unknown[][], width: number): unknown[][] {
+  return Array.from({ length: width }, (_, column) => rows.map((row) => row[column]));
+}
+
+function modelsToText(models: string[] | null): string | null {
+  return models === null ? null : JSON.stringify(models);
+}
+
+type Row = QueryResultRow;
+
+// BIGINT and SUM() arrive as strings (pg will not guess at 64-bit precision); every figure here
+// is far below 2^53, so Number is exact.
+const nullableNumber = (value: unknown) =>
+  value === null || value === undefined ? null : Number(value);
+const nullableText = (value: unknown) =>
+  value === null || value === undefined ? null : String(value);
+
+function keyFromRow(row: Row): ApiKeyRecord {
+  return {
+    id: String(row.id),
+    name: String(row.name),
+    role: row.role as KeyRole,
+    secretHash: String(row.secret_hash),
+    models: row.models === null ? null : (JSON.parse(String(row.models)) as string[]),
+    rpm: nullableNumber(row.rpm),
+    ipm: nullableNumber(row.ipm),
+    balanceMicros: nullableNumber(row.balance_micros),
+    createdAt: Number(row.created_at),
+    revokedAt: nullableNumber(row.revoked_at),
+    lastUsedAt: nullableNumber(row.last_used_at),
+  };
+}
+
+function usageFromRow(row: Row): UsageRecord {
+  return {
+    id: String(row.id),
+    keyId: String(row.key_id),
+    model: String(row.model),
+    provider: String(row.provider),
+    imagesRequested: Number(row.images_requested),
+    imagesDelivered: Number(row.images_delivered),
+    size: nullableText(row.size),
+    quality: nullableText(row.quality),
+    responseFormat: String(row.response_format),
+    status: row.status as UsageRecord["status"],
+    errorCode: nullableText(row.error_code),
+    latencyMs: Number(row.latency_ms),
+    upstreamLatencyMs: nullableNumber(row.upstream_latency_ms),
+    costMicros: Number(row.cost_micros),
+    inputTokens: nullableNumber(row.input_tokens),
+    outputTokens: nullableNumber(row.output_tokens),
+    createdAt: Number(row.created_at),
+  };
+}
+
+function imagePriceFromRow(row: Row): ImagePrice {
+  return {
+    model: String(row.model),
+    size: String(row.size),
+    quality: String(row.quality),
+    microsPerImage: Number(row.micros_per_image),
+    source: String(row.source),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function tokenPriceFromRow(row: Row): TokenPrice {
+  return {
+    model: String(row.model),
+    textInputPerMillion: Number(row.text_input_per_million),
+    imageInputPerMillion: Number(row.image_input_per_million),
+    outputPerMillion: Number(row.output_per_million),
+    source: String(row.source),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function credentialFromRow(row: Row): ProviderCredentialRecord {
+  return {
+    id: String(row.id),
+    provider: String(row.provider),
+    name: String(row.name),
+    encryptedKey: String(row.encrypted_key),
+    keyHint: String(row.key_hint),
+    baseUrl: nullableText(row.base_url),
+    weight: Number(row.weight),
+    createdAt: Number(row.created_at),
+    disabledAt: nullableNumber(row.disabled_at),
+  };
+}

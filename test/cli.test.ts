@@ -1,0 +1,220 @@
+/**
+ * The operator CLI as a process: `node src/cli.ts keys …` against a temporary DATA_DIR, the
+ * same database file the server opens. create → list → show → update → credit → rotate → revoke,
+ * the secret printed once working against the database, exit codes and --json.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { createAuthenticator } from "../src/auth/principal.ts";
+import { openDatabase } from "../src/storage/db/open.ts";
+
+const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+
+let dataDir: string;
+
+before(async () => {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), "image-hub-cli-"));
+});
+
+after(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function hub(...args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH, DATA_DIR: dataDir },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function ok(run: Run): Run {
+  assert.equal(run.code, 0, `exit ${run.code}: ${run.stderr}`);
+  return run;
+}
+
+async function authenticates(key: string): Promise<boolean> {
+  const db = await openDatabase({ dataDir, databaseUrl: undefined });
+  try {
+    await createAuthenticator({ db, adminKey: undefined }).authenticate(`Bearer ${key}`);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await db.close();
+  }
+}
+
+const KEY_PATTERN = /sk-ih-[0-9a-f]{12}-[A-Za-z0-9_-]{43}/g;
+
+describe("hub keys", () => {
+  let id: string;
+  let key: string;
+
+  it("create prints the key once, with a warning, and the key works against the database", async () => {
+    const run = ok(
+      await hub(
+        "keys",
+        "create",
+        "--name",
+        "shop",
+        "--balance",
+        "10",
+        "--models",
+        "gpt-image-1,dall-e-3",
+        "--rpm",
+        "60",
+        "--ipm",
+        "20",
+      ),
+    );
+    const keys = run.stdout.match(KEY_PATTERN) ?? [];
+    assert.equal(keys.length, 1, "the secret is printed exactly once");
+    key = keys[0] as string;
+    id = key.slice(6, 18);
+    assert.match(run.stdout, /shown only this once/);
+    assert.match(run.stdout, /\$10\.000000/);
+    assert.ok(await authenticates(key));
+  });
+
+  it("list shows the key without its secret", async () => {
+    const run = ok(await hub("keys", "list"));
+    assert.match(run.stdout, new RegExp(`${id}\\s+shop\\s+client\\s+active`));
+    assert.doesNotMatch(run.stdout, KEY_PATTERN);
+    const json = JSON.parse(ok(await hub("keys", "list", "--json")).stdout) as Array<{
+      id: string;
+      balance: number;
+      models: string[];
+    }>;
+    const listed = json.find((view) => view.id === id);
+    assert.equal(listed?.balance, 10);
+    assert.deepEqual(listed?.models, ["gpt-image-1", "dall-e-3"]);
+  });
+
+  it("show --json prints the public view", async () => {
+    const view = JSON.parse(ok(await hub("keys", "show", id, "--json")).stdout) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(view.object, "api_key");
+    assert.equal(view.name, "shop");
+    assert.equal(view.rpm, 60);
+    assert.equal(view.ipm, 20);
+    assert.equal(view.revoked_at, null);
+    assert.equal("key" in view, false);
+  });
+
+  it("update and credit change the key", async () => {
+    const updated = JSON.parse(
+      ok(
+        await hub(
+          "keys",
+          "update",
+          id,
+          "--name",
+          "shop2",
+          "--rpm",
+          "none",
+          "--models",
+          "all",
+          "--json",
+        ),
+      ).stdout,
+    ) as Record<string, unknown>;
+    assert.equal(updated.name, "shop2");
+    assert.equal(updated.rpm, null);
+    assert.equal(updated.models, null);
+    assert.equal(updated.ipm, 20);
+    const credited = JSON.parse(
+      ok(await hub("keys", "credit", id, "--amount", "5", "--json")).stdout,
+    ) as { balance: number };
+    assert.equal(credited.balance, 15);
+    const taken = JSON.parse(
+      ok(await hub("keys", "credit", id, "--amount=-2.5", "--json")).stdout,
+    ) as { balance: number };
+    assert.equal(taken.balance, 12.5);
+  });
+
+  it("rotate prints a new key; the old one stops working", async () => {
+    const run = ok(await hub("keys", "rotate", id, "--json"));
+    const rotated = JSON.parse(run.stdout) as { id: string; key: string };
+    assert.equal(rotated.id, id);
+    assert.match(run.stderr, /shown only this once/);
+    assert.equal(await authenticates(key), false);
+    assert.equal(await authenticates(rotated.key), true);
+    key = rotated.key;
+  });
+
+  it("revoke stops the key", async () => {
+    const run = ok(await hub("keys", "revoke", id));
+    assert.match(run.stdout, /revoked/);
+    assert.equal(await authenticates(key), false);
+    const view = JSON.parse(ok(await hub("keys", "show", id, "--json")).stdout) as {
+      revoked_at: number | null;
+    };
+    assert.ok(Number.isInteger(view.revoked_at));
+  });
+
+  it("creates admin keys", async () => {
+    const run = ok(await hub("keys", "create", "--name", "ops", "--role", "admin", "--json"));
+    const created = JSON.parse(run.stdout) as { role: string; key: string };
+    assert.equal(created.role, "admin");
+    assert.ok(await authenticates(created.key));
+  });
+});
+
+describe("exit codes", () => {
+  it("0 and the usage for help", async () => {
+    const run = ok(await hub("help"));
+    assert.match(run.stdout, /keys create --name/);
+  });
+
+  it("1 with the message on stderr when the command fails", async () => {
+    const unknown = await hub("keys", "show", "000000000000");
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /No API key with id '000000000000'/);
+    const badModel = await hub("keys", "create", "--name", "x", "--models", "no-such-model");
+    assert.equal(badModel.code, 1);
+    assert.match(badModel.stderr, /no-such-model/);
+  });
+
+  it("2 with the usage when the command line is wrong", async () => {
+    for (const args of [
+      ["keys", "launch"],
+      ["keys", "create"],
+      ["keys", "show"],
+      ["keys", "credit", "000000000000"],
+      ["keys", "create", "--name", "x", "--rpm", "fast"],
+      ["keys", "list", "--colour"],
+      ["keys", "create", "--name", "x", "--role", "root"],
+      ["keys", "update", "000000000000"],
+      ["widgets"],
+    ]) {
+      const run = await hub(...args);
+      assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
+      assert.match(run.stderr, /Usage:/);
+    }
+  });
+});

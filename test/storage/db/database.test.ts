@@ -1,0 +1,771 @@
+/**
+ * The Database contract (src/storage/db/types.ts), run against every backend: the same calls
+ * must leave the same rows and the same money, to the micro-dollar.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { MIGRATIONS } from "../../../src/storage/db/migrations.ts";
+import { openDatabase } from "../../../src/storage/db/open.ts";
+import { openPostgresDatabase } from "../../../src/storage/db/postgres.ts";
+import type {
+  ApiKeyRecord,
+  Database,
+  ImagePrice,
+  ProviderCredentialRecord,
+  TokenPrice,
+  UsageRecord,
+} from "../../../src/storage/db/types.ts";
+import {
+  backends,
+  createSchema,
+  dropSchema,
+  freshSchemaName,
+  type OpenedDatabase,
+  postgresUrl,
+} from "./backends.ts";
+
+const DAY = 86_400_000;
+/** 2025-01-30T00:00:00.000Z */
+const T0 = Date.UTC(2025, 0, 30);
+/** What one image costs in these tests: $0.04. */
+const PRICE = 40_000;
+
+const postgres = backends.find((backend) => backend.name === "postgres");
+
+const TABLES = [
+  "api_keys",
+  "image_prices",
+  "provider_credentials",
+  "reservations",
+  "schema_migrations",
+  "token_prices",
+  "usage_records",
+];
+
+function key(overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  return {
+    id: "k1",
+    name: "first",
+    role: "client",
+    secretHash: "a".repeat(64),
+    models: null,
+    rpm: null,
+    ipm: null,
+    balanceMicros: null,
+    createdAt: T0,
+    revokedAt: null,
+    lastUsedAt: null,
+    ...overrides,
+  };
+}
+
+function usage(id: string, overrides: Partial<UsageRecord> = {}): UsageRecord {
+  return {
+    id,
+    keyId: "k1",
+    model: "dall-e-3",
+    provider: "openai",
+    imagesRequested: 1,
+    imagesDelivered: 1,
+    size: "1024x1024",
+    quality: "standard",
+    responseFormat: "url",
+    status: "succeeded",
+    errorCode: null,
+    latencyMs: 1200,
+    upstreamLatencyMs: 1100,
+    costMicros: 0,
+    inputTokens: null,
+    outputTokens: null,
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+function imagePrice(overrides: Partial<ImagePrice> = {}): ImagePrice {
+  return {
+    model: "dall-e-3",
+    size: "1024x1024",
+    quality: "standard",
+    microsPerImage: PRICE,
+    source: "https://openai.com/api/pricing/",
+    updatedAt: T0,
+    ...overrides,
+  };
+}
+
+function tokenPrice(overrides: Partial<TokenPrice> = {}): TokenPrice {
+  return {
+    model: "gpt-image-1",
+    textInputPerMillion: 5,
+    imageInputPerMillion: 10,
+    outputPerMillion: 40,
+    source: "https://openai.com/api/pricing/",
+    updatedAt: T0,
+    ...overrides,
+  };
+}
+
+function credential(overrides: Partial<ProviderCredentialRecord> = {}): ProviderCredentialRecord {
+  return {
+    id: "c1",
+    provider: "openai",
+    name: "main",
+    encryptedKey: "v1.iv.tag.ciphertext",
+    keyHint: "…x9Qa",
+    baseUrl: null,
+    weight: 1,
+    createdAt: T0,
+    disabledAt: null,
+    ...overrides,
+  };
+}
+
+for (const backend of backends) {
+  describe(`database: ${backend.name}`, { skip: backend.skip }, () => {
+    let opened: OpenedDatabase | undefined;
+    const db = (): Database => {
+      assert.ok(opened, "the database did not open");
+      return opened.db;
+    };
+    const query = (sql: string) => {
+      assert.ok(opened, "the database did not open");
+      return opened.query(sql);
+    };
+    const count = async (table: string) =>
+      Number((await query(`SELECT COUNT(*) AS count FROM ${table}`))[0]?.count);
+    const balance = async (id = "k1") => (await db().findKey(id))?.balanceMicros;
+
+    beforeEach(async () => {
+      opened = await backend.open();
+    });
+    afterEach(async () => {
+      await opened?.drop();
+      opened = undefined;
+    });
+
+    describe("migrations", () => {
+      const tablesSql =
+        backend.name === "sqlite"
+          ? "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+          : "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1";
+      const versionsSql =
+        "SELECT version, name, applied_at FROM schema_migrations ORDER BY version";
+
+      it("creates every table on an empty store", async () => {
+        const names = (await query(tablesSql)).map((row) => String(row.name)).sort();
+        assert.deepEqual(names, TABLES);
+      });
+
+      it("lists every migration in the version table", async () => {
+        const rows = await query(versionsSql);
+        assert.deepEqual(
+          rows.map((row) => ({ version: Number(row.version), name: String(row.name) })),
+          MIGRATIONS.map(({ version, name }) => ({ version, name })),
+        );
+      });
+
+      it("migrating again is a no-op that keeps the data", async () => {
+        await db().createKey(key({ balanceMicros: 5 }));
+        const before = await query(versionsSql);
+        await opened?.reopen();
+        await opened?.reopen();
+        assert.deepEqual(await query(versionsSql), before);
+        assert.equal(await balance(), 5);
+      });
+
+      it("hubs starting together on an empty schema migrate once", {
+        skip: backend.name === "postgres" ? false : "PostgreSQL only: one SQLite file, one hub",
+      }, async () => {
+        const schema = freshSchemaName();
+        try {
+          const hubs = await Promise.all(
+            Array.from({ length: 4 }, () => openPostgresDatabase(postgresUrl, { schema })),
+          );
+          await hubs[0]?.createKey(key());
+          assert.equal((await hubs[3]?.findKey("k1"))?.id, "k1");
+          await Promise.all(hubs.map((hub) => hub.close()));
+        } finally {
+          await dropSchema(schema);
+        }
+      });
+    });
+
+    describe("keys", () => {
+      it("creates, finds and lists keys, oldest first", async () => {
+        const limited = key({
+          id: "k2",
+          name: "limited",
+          models: ["dall-e-3", "imagen-4"],
+          rpm: 60,
+          ipm: 120,
+          balanceMicros: 5_000_000,
+          createdAt: T0 + 1000,
+          lastUsedAt: T0 + 2000,
+        });
+        const admin = key({ id: "k1", role: "admin", createdAt: T0 });
+        await db().createKey(limited);
+        await db().createKey(admin);
+        assert.deepEqual(await db().findKey("k2"), limited);
+        assert.deepEqual(await db().findKey("k1"), admin);
+        assert.equal(await db().findKey("nope"), undefined);
+        assert.deepEqual(await db().listKeys(), [admin, limited]);
+      });
+
+      it("updates name, models and limits, leaving the rest alone", async () => {
+        await db().createKey(key({ models: ["dall-e-3"], rpm: 10, balanceMicros: 7 }));
+        const updated = await db().updateKey("k1", { name: "renamed", models: ["a", "b"], ipm: 5 });
+        assert.deepEqual(
+          updated,
+          key({ name: "renamed", models: ["a", "b"], rpm: 10, ipm: 5, balanceMicros: 7 }),
+        );
+        assert.deepEqual(await db().findKey("k1"), updated);
+
+        const cleared = await db().updateKey("k1", { models: null, rpm: null });
+        assert.equal(cleared?.models, null);
+        assert.equal(cleared?.rpm, null);
+        assert.equal(cleared?.ipm, 5);
+        assert.deepEqual(await db().updateKey("k1", {}), cleared);
+        assert.equal(await db().updateKey("nope", { name: "x" }), undefined);
+        assert.equal(await db().updateKey("nope", {}), undefined);
+      });
+
+      it("replaces the secret of a live key only", async () => {
+        await db().createKey(key());
+        assert.equal(await db().replaceKeySecret("k1", "b".repeat(64)), true);
+        assert.equal((await db().findKey("k1"))?.secretHash, "b".repeat(64));
+        assert.equal(await db().replaceKeySecret("nope", "c".repeat(64)), false);
+        await db().revokeKey("k1", T0 + 5);
+        assert.equal(await db().replaceKeySecret("k1", "c".repeat(64)), false);
+        assert.equal((await db().findKey("k1"))?.secretHash, "b".repeat(64));
+      });
+
+      it("revokes once and counts active keys by role", async () => {
+        await db().createKey(key({ id: "a1", role: "admin" }));
+        await db().createKey(key({ id: "c1" }));
+        await db().createKey(key({ id: "c2" }));
+        assert.equal(await db().countActiveKeys("admin"), 1);
+        assert.equal(await db().countActiveKeys("client"), 2);
+
+        assert.equal(await db().revokeKey("c1", T0 + 10), true);
+        assert.equal(await db().revokeKey("c1", T0 + 20), false);
+        assert.equal(await db().revokeKey("nope", T0 + 20), false);
+        assert.equal((await db().findKey("c1"))?.revokedAt, T0 + 10);
+        assert.equal(await db().countActiveKeys("client"), 1);
+        assert.equal(await db().countActiveKeys("admin"), 1);
+      });
+
+      it("sets balances, and adds credit never below zero", async () => {
+        await db().createKey(key());
+        assert.equal(await db().setBalance("nope", 5), undefined);
+        assert.equal(await db().addCredit("nope", 5), undefined);
+
+        // Unlimited starts from zero.
+        assert.equal((await db().addCredit("k1", 2_500_000))?.balanceMicros, 2_500_000);
+        assert.equal((await db().addCredit("k1", -1_000_000))?.balanceMicros, 1_500_000);
+        assert.equal((await db().addCredit("k1", -9_000_000))?.balanceMicros, 0);
+        assert.equal(
+          (await db().setBalance("k1", 123_456_789_012))?.balanceMicros,
+          123_456_789_012,
+        );
+        assert.equal(await balance(), 123_456_789_012);
+        assert.equal((await db().setBalance("k1", null))?.balanceMicros, null);
+        assert.equal((await db().setBalance("k1", 0))?.balanceMicros, 0);
+      });
+
+      it("touches last-used times in one batch, never backwards", async () => {
+        await db().createKey(key({ id: "k1" }));
+        await db().createKey(key({ id: "k2" }));
+        await db().createKey(key({ id: "k3", lastUsedAt: T0 + 50 }));
+        await db().touchKeys(new Map());
+        await db().touchKeys(
+          new Map([
+            ["k1", T0 + 100],
+            ["k2", T0 + 200],
+            ["nope", T0 + 300],
+          ]),
+        );
+        await db().touchKeys(new Map([["k2", T0 + 150]]));
+        const lastUsed = (await db().listKeys()).map((record) => [record.id, record.lastUsedAt]);
+        assert.deepEqual(lastUsed, [
+          ["k1", T0 + 100],
+          ["k2", T0 + 200],
+          ["k3", T0 + 50],
+        ]);
+      });
+    });
+
+    describe("reservations", () => {
+      it("refuses a reservation beyond the balance and changes nothing", async () => {
+        await db().createKey(key({ balanceMicros: PRICE - 1 }));
+        const reservation = { id: "r1", keyId: "k1", amountMicros: PRICE, createdAt: T0 };
+        assert.equal(await db().reserve(reservation), false);
+        assert.equal(await db().reserve({ ...reservation, keyId: "nope" }), false);
+        assert.equal(await balance(), PRICE - 1);
+        assert.equal(await count("reservations"), 0);
+      });
+
+      it("always reserves for an unlimited key and leaves it unlimited", async () => {
+        await db().createKey(key({ balanceMicros: null }));
+        assert.equal(
+          await db().reserve({ id: "r1", keyId: "k1", amountMicros: 1e12, createdAt: T0 }),
+          true,
+        );
+        assert.equal(await balance(), null);
+        await db().settle("r1", usage("u1", { costMicros: PRICE }));
+        assert.equal(await balance(), null);
+        assert.equal((await db().listUsage({ limit: 10 }))[0]?.costMicros, PRICE);
+      });
+
+      it("settles: refunds exactly reserved − cost and writes the usage record", async () => {
+        await db().createKey(key({ balanceMicros: 1_000_000 }));
+        assert.equal(
+          await db().reserve({ id: "r1", keyId: "k1", amountMicros: 300_000, createdAt: T0 }),
+          true,
+        );
+        assert.equal(await balance(), 700_000);
+        const record = usage("u1", {
+          imagesRequested: 3,
+          imagesDelivered: 1,
+          status: "partial",
+          costMicros: 120_000,
+          inputTokens: 17,
+          outputTokens: 4160,
+        });
+        await db().settle("r1", record);
+        assert.equal(await balance(), 880_000);
+        assert.deepEqual(await db().listUsage({ limit: 10 }), [record]);
+        assert.equal(await count("reservations"), 0);
+      });
+
+      it("settling twice cannot refund twice, and still records", async () => {
+        await db().createKey(key({ balanceMicros: 1_000_000 }));
+        await db().reserve({ id: "r1", keyId: "k1", amountMicros: 400_000, createdAt: T0 });
+        await db().settle("r1", usage("u1", { costMicros: 0, status: "failed" }));
+        assert.equal(await balance(), 1_000_000);
+        await db().settle("r1", usage("u2", { costMicros: 0, status: "failed" }));
+        assert.equal(await balance(), 1_000_000);
+        assert.equal(await count("usage_records"), 2);
+      });
+
+      it("settling one reservation twice at once refunds once", async () => {
+        await db().createKey(key({ balanceMicros: 1_000_000 }));
+        await db().reserve({ id: "r1", keyId: "k1", amountMicros: 400_000, createdAt: T0 });
+        await Promise.all([
+          db().settle("r1", usage("u1", { costMicros: 100_000 })),
+          db().settle("r1", usage("u2", { costMicros: 100_000 })),
+        ]);
+        assert.equal(await balance(), 900_000);
+      });
+
+      it("a cost above the reservation takes nothing more", async () => {
+        await db().createKey(key({ balanceMicros: 1_000_000 }));
+        await db().reserve({ id: "r1", keyId: "k1", amountMicros: 100_000, createdAt: T0 });
+        await db().settle("r1", usage("u1", { costMicros: 150_000 }));
+        assert.equal(await balance(), 900_000);
+      });
+
+      it("releases only reservations older than the cut-off, and counts them", async () => {
+        await db().createKey(key({ id: "k1", balanceMicros: 1_000_000 }));
+        await db().createKey(key({ id: "k2", balanceMicros: null }));
+        await db().reserve({ id: "r1", keyId: "k1", amountMicros: 100_000, createdAt: T0 + 1000 });
+        await db().reserve({ id: "r2", keyId: "k2", amountMicros: 100_000, createdAt: T0 + 1500 });
+        await db().reserve({ id: "r3", keyId: "k1", amountMicros: 200_000, createdAt: T0 + 2000 });
+        await db().reserve({ id: "r4", keyId: "k1", amountMicros: 300_000, createdAt: T0 + 3000 });
+        assert.equal(await balance("k1"), 400_000);
+
+        assert.equal(await db().releaseReservations(T0 + 2000), 2);
+        assert.equal(await balance("k1"), 500_000);
+        assert.equal(await balance("k2"), null);
+        assert.equal(await db().releaseReservations(T0 + 2500), 1);
+        assert.equal(await balance("k1"), 700_000);
+        assert.equal(await db().releaseReservations(T0 + 2500), 0);
+
+        // A released reservation settles without a refund; the one still open refunds.
+        await db().settle("r1", usage("u1", { costMicros: 0 }));
+        assert.equal(await balance("k1"), 700_000);
+        await db().settle("r4", usage("u4", { costMicros: 100_000 }));
+        assert.equal(await balance("k1"), 900_000);
+      });
+    });
+
+    describe("money under concurrency", () => {
+      it("50 concurrent reservations on a balance of 10 prices: exactly 10 succeed", async () => {
+        const initial = 10 * PRICE;
+        await db().createKey(key({ balanceMicros: initial }));
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, index) =>
+            db().reserve({ id: `r${index}`, keyId: "k1", amountMicros: PRICE, createdAt: T0 }),
+          ),
+        );
+        const reserved = results.flatMap((ok, index) => (ok ? [`r${index}`] : []));
+        assert.equal(reserved.length, 10);
+        assert.equal(await balance(), 0);
+        assert.equal(await count("reservations"), 10);
+
+        // The database itself refuses a negative balance, whatever the code above it does.
+        await assert.rejects(query("UPDATE api_keys SET balance_micros = -1 WHERE id = 'k1'"));
+        await assert.rejects(db().setBalance("k1", -1));
+        assert.equal(await balance(), 0);
+
+        await Promise.all(
+          reserved.map((id, index) =>
+            db().settle(id, usage(`u${index}`, { costMicros: PRICE, createdAt: T0 + index })),
+          ),
+        );
+        assert.equal(await balance(), 0);
+        const records = await db().listUsage({ keyId: "k1", limit: 100 });
+        assert.equal(records.length, 10);
+        assert.equal(
+          records.reduce((sum, record) => sum + record.costMicros, 0),
+          initial,
+        );
+      });
+
+      it("a mixed ledger adds up exactly: Σ cost = initial − final", async () => {
+        const initial = 1_234_567;
+        await db().createKey(key({ balanceMicros: initial }));
+        // Outcomes in a fixed rotation: delivered all, some, none.
+        const runs = Array.from({ length: 20 }, async (_, index) => {
+          const images = (index % 4) + 1;
+          const each = 33_333 + index * 1_001;
+          const amount = images * each;
+          const reserved = await db().reserve({
+            id: `r${index}`,
+            keyId: "k1",
+            amountMicros: amount,
+            createdAt: T0 + index,
+          });
+          if (!reserved) {
+            await db().recordUsage(
+              usage(`u${index}`, { status: "failed", errorCode: "insufficient_quota" }),
+            );
+            return;
+          }
+          const outcome = index % 3;
+          const delivered = outcome === 0 ? images : outcome === 1 ? images - 1 : 0;
+          await db().settle(
+            `r${index}`,
+            usage(`u${index}`, {
+              imagesRequested: images,
+              imagesDelivered: delivered,
+              status: delivered === images ? "succeeded" : delivered > 0 ? "partial" : "failed",
+              costMicros: delivered * each,
+              createdAt: T0 + index,
+            }),
+          );
+        });
+        await Promise.all(runs);
+
+        const final = await balance();
+        assert.ok(final !== null && final !== undefined && final >= 0);
+        const records = await db().listUsage({ limit: 100 });
+        assert.equal(records.length, 20);
+        const spent = records.reduce((sum, record) => sum + record.costMicros, 0);
+        assert.ok(spent > 0);
+        assert.equal(spent, initial - final);
+        const [total] = await db().usageTotals({}, "model");
+        assert.equal(total?.costMicros, spent);
+        assert.equal(await count("reservations"), 0);
+      });
+    });
+
+    describe("restart", () => {
+      it("keeps keys, balances, open reservations and the ledger", async () => {
+        await db().createKey(key({ models: ["dall-e-3"], balanceMicros: 1_000_000 }));
+        await db().reserve({ id: "r1", keyId: "k1", amountMicros: 200_000, createdAt: T0 });
+        await db().reserve({ id: "r2", keyId: "k1", amountMicros: 300_000, createdAt: T0 + 1 });
+        await db().settle("r1", usage("u1", { costMicros: 150_000 }));
+        await db().putImagePrice(imagePrice());
+        await db().createCredential(credential());
+        const keys = await db().listKeys();
+        const ledger = await db().listUsage({ limit: 10 });
+
+        await opened?.reopen();
+        assert.deepEqual(await db().listKeys(), keys);
+        assert.equal(await balance(), 550_000);
+        assert.deepEqual(await db().listUsage({ limit: 10 }), ledger);
+        assert.deepEqual(await db().listImagePrices(), [imagePrice()]);
+        assert.deepEqual(await db().listCredentials(), [credential()]);
+        // The open reservation survived: releasing it gives its amount back.
+        assert.equal(await db().releaseReservations(T0 + 10), 1);
+        assert.equal(await balance(), 850_000);
+      });
+    });
+
+    describe("usage ledger", () => {
+      // Three UTC days, with records on both edges of a day.
+      const records = [
+        usage("u01", { createdAt: T0, keyId: "k1", model: "dall-e-3", costMicros: 40_000 }),
+        usage("u02", {
+          createdAt: T0 + DAY - 1,
+          keyId: "k2",
+          model: "imagen-4",
+          imagesRequested: 4,
+          imagesDelivered: 3,
+          costMicros: 90_000,
+        }),
+        usage("u03", { createdAt: T0 + DAY, keyId: "k1", model: "imagen-4", costMicros: 30_000 }),
+        usage("u04", {
+          createdAt: T0 + DAY + 5000,
+          keyId: "k1",
+          model: "dall-e-3",
+          imagesRequested: 2,
+          imagesDelivered: 0,
+          status: "failed",
+          costMicros: 0,
+        }),
+        usage("u05", { createdAt: T0 + 2 * DAY + 7, keyId: "k2", model: "Z-model", costMicros: 1 }),
+        // Same instant as u05: the id breaks the tie.
+        usage("u06", {
+          createdAt: T0 + 2 * DAY + 7,
+          keyId: "k1",
+          model: "dall-e-3",
+          costMicros: 2,
+        }),
+      ];
+      const ids = (list: UsageRecord[]) => list.map((record) => record.id);
+
+      beforeEach(async () => {
+        for (const record of records) await db().recordUsage(record);
+      });
+
+      it("lists newest first, ties by id, with limit and offset", async () => {
+        assert.deepEqual(ids(await db().listUsage({ limit: 100 })), [
+          "u06",
+          "u05",
+          "u04",
+          "u03",
+          "u02",
+          "u01",
+        ]);
+        assert.deepEqual(ids(await db().listUsage({ limit: 2 })), ["u06", "u05"]);
+        assert.deepEqual(ids(await db().listUsage({ limit: 2, offset: 2 })), ["u04", "u03"]);
+        assert.deepEqual(ids(await db().listUsage({ limit: 2, offset: 6 })), []);
+        assert.deepEqual(await db().listUsage({ limit: 1, offset: 4 }), [records[1]]);
+      });
+
+      it("filters by key, model and time (from inclusive, to exclusive)", async () => {
+        assert.deepEqual(ids(await db().listUsage({ keyId: "k2", limit: 10 })), ["u05", "u02"]);
+        assert.deepEqual(ids(await db().listUsage({ model: "imagen-4", limit: 10 })), [
+          "u03",
+          "u02",
+        ]);
+        assert.deepEqual(
+          ids(await db().listUsage({ from: T0 + DAY, to: T0 + 2 * DAY, limit: 10 })),
+          ["u04", "u03"],
+        );
+        assert.deepEqual(
+          ids(await db().listUsage({ keyId: "k1", model: "dall-e-3", from: T0 + 1, limit: 10 })),
+          ["u06", "u04"],
+        );
+        assert.deepEqual(ids(await db().listUsage({ keyId: "nope", limit: 10 })), []);
+      });
+
+      it("totals by UTC day", async () => {
+        assert.deepEqual(await db().usageTotals({}, "day"), [
+          {
+            group: "2025-01-30",
+            requests: 2,
+            imagesRequested: 5,
+            imagesDelivered: 4,
+            costMicros: 130_000,
+          },
+          {
+            group: "2025-01-31",
+            requests: 2,
+            imagesRequested: 3,
+            imagesDelivered: 1,
+            costMicros: 30_000,
+          },
+          {
+            group: "2025-02-01",
+            requests: 2,
+            imagesRequested: 2,
+            imagesDelivered: 2,
+            costMicros: 3,
+          },
+        ]);
+        assert.deepEqual(await db().usageTotals({ keyId: "k2", from: T0 + 1 }, "day"), [
+          {
+            group: "2025-01-30",
+            requests: 1,
+            imagesRequested: 4,
+            imagesDelivered: 3,
+            costMicros: 90_000,
+          },
+          {
+            group: "2025-02-01",
+            requests: 1,
+            imagesRequested: 1,
+            imagesDelivered: 1,
+            costMicros: 1,
+          },
+        ]);
+        assert.deepEqual(await db().usageTotals({ keyId: "nope" }, "day"), []);
+      });
+
+      it("totals by model, in byte order of the model id", async () => {
+        assert.deepEqual(await db().usageTotals({}, "model"), [
+          { group: "Z-model", requests: 1, imagesRequested: 1, imagesDelivered: 1, costMicros: 1 },
+          {
+            group: "dall-e-3",
+            requests: 3,
+            imagesRequested: 4,
+            imagesDelivered: 2,
+            costMicros: 40_002,
+          },
+          {
+            group: "imagen-4",
+            requests: 2,
+            imagesRequested: 5,
+            imagesDelivered: 4,
+            costMicros: 120_000,
+          },
+        ]);
+        assert.deepEqual(await db().usageTotals({ to: T0 + DAY }, "model"), [
+          {
+            group: "dall-e-3",
+            requests: 1,
+            imagesRequested: 1,
+            imagesDelivered: 1,
+            costMicros: 40_000,
+          },
+          {
+            group: "imagen-4",
+            requests: 1,
+            imagesRequested: 4,
+            imagesDelivered: 3,
+            costMicros: 90_000,
+          },
+        ]);
+      });
+    });
+
+    describe("prices", () => {
+      it("seeds only the prices that are missing: admin edits survive a re-seed", async () => {
+        const standard = imagePrice();
+        const hd = imagePrice({ quality: "hd", microsPerImage: 80_000 });
+        await db().seedPrices([standard, hd], [tokenPrice()]);
+        const edited = imagePrice({ microsPerImage: 35_000, source: "admin", updatedAt: T0 + 9 });
+        const editedTokens = tokenPrice({ outputPerMillion: 32.5, source: "admin" });
+        await db().putImagePrice(edited);
+        await db().putTokenPrice(editedTokens);
+
+        const wide = imagePrice({
+          model: "Imagen-4",
+          size: "*",
+          quality: "*",
+          microsPerImage: 20_000,
+        });
+        const otherTokens = tokenPrice({ model: "gpt-image-1-mini", textInputPerMillion: 2.5 });
+        await db().seedPrices([standard, hd, wide], [tokenPrice(), otherTokens]);
+        assert.deepEqual(await db().listImagePrices(), [wide, hd, edited]);
+        assert.deepEqual(await db().listTokenPrices(), [editedTokens, otherTokens]);
+        await db().seedPrices([], []);
+        assert.equal((await db().listImagePrices()).length, 3);
+      });
+
+      it("puts (insert or replace) and deletes image prices", async () => {
+        await db().putImagePrice(imagePrice());
+        const replaced = imagePrice({ microsPerImage: 41_000, source: "admin", updatedAt: T0 + 1 });
+        await db().putImagePrice(replaced);
+        const other = imagePrice({ size: "1792x1024", microsPerImage: 80_000 });
+        await db().putImagePrice(other);
+        assert.deepEqual(await db().listImagePrices(), [replaced, other]);
+
+        assert.equal(await db().deleteImagePrice("dall-e-3", "1024x1024", "standard"), true);
+        assert.equal(await db().deleteImagePrice("dall-e-3", "1024x1024", "standard"), false);
+        assert.deepEqual(await db().listImagePrices(), [other]);
+      });
+
+      it("keeps fractional token prices exactly", async () => {
+        const price = tokenPrice({
+          textInputPerMillion: 1.25,
+          imageInputPerMillion: 0.1,
+          outputPerMillion: 39.99,
+        });
+        await db().putTokenPrice(price);
+        assert.deepEqual(await db().listTokenPrices(), [price]);
+      });
+    });
+
+    describe("provider credentials", () => {
+      it("creates, lists, updates and deletes", async () => {
+        const first = credential();
+        const second = credential({
+          id: "c2",
+          provider: "google",
+          name: "backup",
+          baseUrl: "https://generativelanguage.googleapis.com",
+          weight: 3,
+          createdAt: T0 + 1,
+        });
+        await db().createCredential(second);
+        await db().createCredential(first);
+        assert.deepEqual(await db().listCredentials(), [first, second]);
+
+        const disabled = await db().updateCredential("c2", { weight: 0, disabledAt: T0 + 50 });
+        assert.deepEqual(disabled, { ...second, weight: 0, disabledAt: T0 + 50 });
+        const enabled = await db().updateCredential("c2", { disabledAt: null, name: "spare" });
+        assert.deepEqual(enabled, { ...second, weight: 0, name: "spare" });
+        assert.deepEqual(await db().updateCredential("c2", {}), enabled);
+        assert.equal(await db().updateCredential("nope", { weight: 2 }), undefined);
+        assert.equal(await db().updateCredential("nope", {}), undefined);
+
+        assert.equal(await db().deleteCredential("c1"), true);
+        assert.equal(await db().deleteCredential("c1"), false);
+        assert.deepEqual(await db().listCredentials(), [enabled]);
+      });
+    });
+  });
+}
+
+describe("openDatabase", () => {
+  it("opens SQLite in DATA_DIR when DATABASE_URL is unset", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "image-hub-open-"));
+    try {
+      const db = await openDatabase({ dataDir, databaseUrl: undefined });
+      assert.equal(db.kind, "sqlite");
+      await db.close();
+      assert.ok((await stat(path.join(dataDir, "image-hub.sqlite"))).isFile());
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("opens PostgreSQL for a postgres:// or postgresql:// URL", {
+    skip: postgres?.skip,
+  }, async () => {
+    const schema = freshSchemaName();
+    await createSchema(schema);
+    try {
+      // The URL alone chooses the schema, as an operator's DATABASE_URL may.
+      const url = new URL(postgresUrl);
+      url.searchParams.set("options", `-c search_path=${schema}`);
+      for (const scheme of ["postgres:", "postgresql:"]) {
+        url.protocol = scheme;
+        const db = await openDatabase({ dataDir: "/nonexistent", databaseUrl: url.href });
+        assert.equal(db.kind, "postgres");
+        assert.deepEqual(await db.listKeys(), []);
+        await db.close();
+      }
+    } finally {
+      await dropSchema(schema);
+    }
+  });
+
+  it("refuses any other DATABASE_URL, naming the setting and hiding the rest", async () => {
+    for (const databaseUrl of ["mysql://root:hunter2@db/hub", "hub.sqlite", ""]) {
+      await assert.rejects(openDatabase({ dataDir: "/nonexistent", databaseUrl }), (error) => {
+        assert.ok(error instanceof Error);
+        assert.match(error.message, /DATABASE_URL/);
+        assert.doesNotMatch(error.message, /hunter2/);
+        return true;
+      });
+    }
+  });
+});
