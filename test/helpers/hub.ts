@@ -25,6 +25,8 @@ export interface TestHub {
   adminKey: string;
   /** Moves the hub's clock (URL expiry tests); starts at the real time. */
   advanceClock(ms: number): void;
+  /** Stops the hub and starts it again on the same data (a restart); `app` and `db` change. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -53,10 +55,14 @@ export async function startTestHub(env: Record<string, string | undefined> = {})
     LOG_LEVEL: "silent",
     ...env,
   });
-  const { app, db } = await buildApp(config, { logger: false, clock });
-  await app.listen({ port: probe, host: "127.0.0.1" });
+  const start = async () => {
+    const built = await buildApp(config, { logger: false, clock });
+    await built.app.listen({ port: probe, host: "127.0.0.1" });
+    return built;
+  };
+  const { app, db } = await start();
   const { key } = await issueKey(db, { name: "test client", role: "client" });
-  return {
+  const hub: TestHub = {
     app,
     db,
     url,
@@ -66,9 +72,16 @@ export async function startTestHub(env: Record<string, string | undefined> = {})
     advanceClock: (ms) => {
       offset += ms;
     },
+    restart: async () => {
+      await hub.app.close();
+      const restarted = await start();
+      hub.app = restarted.app;
+      hub.db = restarted.db;
+    },
     close: async () => {
-      await app.close();
+      await hub.app.close();
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+  return hub;
 }

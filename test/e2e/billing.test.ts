@@ -1,0 +1,207 @@
+/**
+ * Credit, reservations and the ledger through the HTTP API, on SQLite and on PostgreSQL: no
+ * overspend under concurrency, no provider call without credit, no charge without an image,
+ * and a ledger that adds up to exactly what was charged, across a restart.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { startTestHub, type TestHub } from "../helpers/hub.ts";
+import { type OpenAISimulator, startOpenAISimulator } from "../sim/openai.ts";
+import {
+  backends,
+  createSchema,
+  dropSchema,
+  freshSchemaName,
+  postgresUrl,
+} from "../storage/db/backends.ts";
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  body: Record<string, unknown> & { error?: { code: string; param: string | null } };
+}
+
+/** dall-e-2 at 1024x1024 and dall-e-3 standard square, as the seed price list has them. */
+const DALL_E_2_PRICE = 0.02;
+const DALL_E_3_PRICE = 0.04;
+
+for (const backend of backends) {
+  describe(`billing through the API (${backend.name})`, { skip: backend.skip }, () => {
+    let sim: OpenAISimulator;
+    let hub: TestHub;
+    let schema: string | undefined;
+
+    before(async () => {
+      sim = await startOpenAISimulator();
+      const env: Record<string, string> = {
+        OPENAI_API_KEY: sim.apiKey,
+        OPENAI_BASE_URL: sim.baseURL,
+      };
+      if (backend.name === "postgres") {
+        schema = freshSchemaName();
+        await createSchema(schema);
+        const url = new URL(postgresUrl);
+        url.searchParams.set("options", `-c search_path=${schema}`);
+        env.DATABASE_URL = url.toString();
+      }
+      hub = await startTestHub(env);
+    });
+
+    after(async () => {
+      await hub?.close();
+      await sim?.close();
+      if (schema) await dropSchema(schema);
+    });
+
+    async function call(
+      path: string,
+      options: { key?: string; body?: unknown; method?: string } = {},
+    ): Promise<Reply> {
+      const response = await fetch(`${hub.url}${path}`, {
+        method: options.method ?? (options.body === undefined ? "GET" : "POST"),
+        headers: {
+          authorization: `Bearer ${options.key ?? hub.adminKey}`,
+          ...(options.body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      });
+      return {
+        status: response.status,
+        headers: response.headers,
+        body: (await response.json()) as Reply["body"],
+      };
+    }
+
+    async function keyWith(fields: Record<string, unknown>): Promise<{ id: string; key: string }> {
+      const created = await call("/api/admin/keys", { body: { name: "billing", ...fields } });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      return { id: String(created.body.id), key: String(created.body.key) };
+    }
+
+    async function balanceOf(id: string): Promise<number> {
+      const shown = await call(`/api/admin/keys/${id}`);
+      assert.equal(shown.status, 200);
+      return Number(shown.body.balance);
+    }
+
+    async function ledgerOf(id: string) {
+      const usage = await call(`/api/usage?key=${id}&limit=1000`);
+      assert.equal(usage.status, 200);
+      return usage.body.data as Array<{ cost: number; images: number; status: string }>;
+    }
+
+    const generate = (key: string, body: Record<string, unknown>) =>
+      call("/api/images/generations", {
+        key,
+        body: { model: "dall-e-2", prompt: "a lighthouse", response_format: "b64_json", ...body },
+      });
+
+    const cents = (usd: number) => Math.round(usd * 1_000_000);
+
+    it("50 parallel requests on credit for 10 images deliver 10 and never overdraw", async () => {
+      const { id, key } = await keyWith({ balance: DALL_E_2_PRICE * 10 });
+      const before = sim.requests.length;
+      const replies = await Promise.all(Array.from({ length: 50 }, () => generate(key, {})));
+      const ok = replies.filter((reply) => reply.status === 200);
+      const refused = replies.filter((reply) => reply.status === 402);
+      assert.equal(ok.length, 10);
+      assert.equal(refused.length, 40);
+      for (const reply of refused) assert.equal(reply.body.error?.code, "insufficient_quota");
+      assert.equal(sim.requests.length - before, 10, "a refused request reaches no provider");
+      assert.equal(await balanceOf(id), 0);
+      const ledger = await ledgerOf(id);
+      assert.equal(ledger.length, 50, "one record per request, refused ones too");
+      assert.equal(
+        cents(ledger.reduce((sum, row) => sum + row.cost, 0)),
+        cents(DALL_E_2_PRICE * 10),
+      );
+      assert.equal(
+        ledger.reduce((sum, row) => sum + row.images, 0),
+        10,
+      );
+    });
+
+    it("a request the credit cannot cover reaches no provider and changes nothing", async () => {
+      const { id, key } = await keyWith({ balance: 0.01 });
+      const before = sim.requests.length;
+      const reply = await generate(key, { model: "dall-e-3" });
+      assert.equal(reply.status, 402);
+      assert.equal(reply.body.error?.code, "insufficient_quota");
+      assert.equal(sim.requests.length, before);
+      assert.equal(await balanceOf(id), 0.01);
+    });
+
+    it("charges only delivered images; the ledger adds up to what was charged", async () => {
+      const start = 1;
+      const { id, key } = await keyWith({ balance: start });
+      // Two successes, one partial (the first of two dall-e-3 calls fails), two failures.
+      assert.equal((await generate(key, {})).status, 200);
+      assert.equal((await generate(key, { model: "dall-e-3", n: 1 })).status, 200);
+      sim.failNext({ status: 500, body: { error: { message: "boom", type: "server_error" } } });
+      const partial = await generate(key, { model: "dall-e-3", n: 2 });
+      assert.equal(partial.status, 200);
+      assert.equal((partial.body.data as unknown[]).length, 1);
+      sim.failNext({ status: 500, body: { error: { message: "boom", type: "server_error" } } });
+      assert.equal((await generate(key, {})).status, 502);
+      assert.equal((await generate(key, { size: "999x999" })).status, 400);
+
+      const charged = cents(DALL_E_2_PRICE + DALL_E_3_PRICE + DALL_E_3_PRICE);
+      const left = await balanceOf(id);
+      assert.equal(cents(start) - cents(left), charged);
+      const ledger = await ledgerOf(id);
+      assert.equal(cents(ledger.reduce((sum, row) => sum + row.cost, 0)), charged);
+      assert.deepEqual(ledger.map((row) => row.status).sort(), [
+        "failed",
+        "failed",
+        "partial",
+        "succeeded",
+        "succeeded",
+      ]);
+      for (const row of ledger.filter((entry) => entry.status === "failed")) {
+        assert.equal(row.cost, 0, "no charge without an image");
+      }
+    });
+
+    it("keeps keys, balances and the ledger across a restart", async () => {
+      const { id, key } = await keyWith({ balance: 0.5 });
+      assert.equal((await generate(key, {})).status, 200);
+      const balance = await balanceOf(id);
+      const ledger = await ledgerOf(id);
+      await hub.restart();
+      assert.equal(await balanceOf(id), balance);
+      assert.deepEqual(await ledgerOf(id), ledger);
+      assert.equal((await generate(key, {})).status, 200, "the key still works");
+      assert.equal(cents(await balanceOf(id)), cents(balance - DALL_E_2_PRICE));
+    });
+
+    it("refuses models a key may not use, before any reservation", async () => {
+      const { id, key } = await keyWith({ balance: 1, models: ["dall-e-3"] });
+      const reply = await generate(key, { model: "dall-e-2" });
+      assert.equal(reply.status, 403);
+      assert.equal(reply.body.error?.code, "model_not_allowed");
+      assert.equal(reply.body.error?.param, "model");
+      assert.equal(await balanceOf(id), 1);
+      assert.equal((await generate(key, { model: "openai/dall-e-3" })).status, 200);
+    });
+
+    it("limits requests per minute with 429 and Retry-After", async () => {
+      const { key } = await keyWith({ rpm: 2 });
+      assert.equal((await generate(key, {})).status, 200);
+      assert.equal((await generate(key, {})).status, 200);
+      const limited = await generate(key, {});
+      assert.equal(limited.status, 429);
+      assert.equal(limited.body.error?.code, "rate_limit_exceeded");
+      assert.ok(Number(limited.headers.get("retry-after")) > 0);
+    });
+
+    it("shows prices in the model list", async () => {
+      const models = await call("/api/models");
+      const dalle3 = (models.body.data as Array<Record<string, unknown>>).find(
+        (model) => model.id === "dall-e-3",
+      );
+      const pricing = dalle3?.pricing as { currency: string; per_image: Array<{ usd: number }> };
+      assert.equal(pricing.currency, "USD");
+      assert.ok(pricing.per_image.some((price) => price.usd === DALL_E_3_PRICE));
+    });
+  });
+}
