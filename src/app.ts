@@ -55,6 +55,8 @@ export interface App {
 }
 
 const SWEEP_INTERVAL_MS = 5 * 60 * 1000;
+/** Longer than any request can take (upstream timeouts are minutes), so never a live one. */
+const ABANDONED_RESERVATION_MS = 60 * 60 * 1000;
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
   const clock = options.clock ?? Date.now;
@@ -76,6 +78,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   // Resources, each closed when the app closes (hooks run in reverse order: the database last).
   const db = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   app.addHook("onClose", () => db.close());
+  await releaseAbandonedReservations(db, app.log, clock);
   const prices = await createPriceService(db);
   app.addHook("onClose", async () => prices.stop());
   const vault = createVault(config.masterKey);
@@ -171,7 +174,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   registerModelRoutes(app, { catalog, images, prices, auth });
   registerFileRoutes(app, { host, clock });
   registerUsageRoutes(app, { db, auth, catalog, clock });
-  registerAdminRoutes(app, { db, auth });
+  registerAdminRoutes(app, { db, auth, catalog });
   registerPriceRoutes(app, { prices, catalog, auth, clock });
   registerCredentialRoutes(app, { db, vault, registry, auth, clock });
 
@@ -207,4 +210,29 @@ function loggerOptions(
       }),
     },
   };
+}
+
+/**
+ * A reservation outlives its request only when the process died mid-request. On SQLite one hub
+ * owns the file, so at start every open reservation is such a one; on PostgreSQL other hubs may
+ * be mid-request, so only reservations older than any request can take are released, at start
+ * and then every few minutes (for hubs that crashed and did not come back).
+ */
+async function releaseAbandonedReservations(
+  db: Database,
+  log: FastifyInstance["log"],
+  clock: () => number,
+): Promise<void> {
+  const release = async (before: number) => {
+    const released = await db.releaseReservations(before);
+    if (released > 0) log.warn({ released }, "released reservations of requests that never ended");
+  };
+  await release(db.kind === "sqlite" ? clock() : clock() - ABANDONED_RESERVATION_MS);
+  if (db.kind === "sqlite") return;
+  const timer = setInterval(() => {
+    release(clock() - ABANDONED_RESERVATION_MS).catch((error: unknown) => {
+      log.warn({ err: error }, "could not release abandoned reservations");
+    });
+  }, 5 * 60_000);
+  timer.unref();
 }

@@ -113,9 +113,7 @@ export function registerAdminRoutes(
   options: { db: Database; auth: AuthHooks; catalog?: Catalog },
 ): void {
   const keys = createKeyService(options.db, { catalog: options.catalog });
-  const common = {
-    onRequest: options.auth.requireAdmin,
-  };
+  const common = { onRequest: options.auth.requireAdmin };
   const schema = { tags: ["admin"], security: [{ bearerAuth: [] }] };
 
   app.post<{ Body: Static<typeof CreateKeyBody> }>(

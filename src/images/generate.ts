@@ -93,12 +93,16 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     let partialCode: string | undefined;
     let reservedMicros: number | null = null;
     let tokenUsage: TokenUsage | undefined;
+    // A request the key's own limits refuse leaves no record: a client flooding the hub must
+    // not cost a database write per refusal. Everything admitted is recorded, failures too.
+    let admitted = false;
     try {
       job = planImageJob(deps.catalog, request, {
         defaultModel: deps.defaultModel,
         isProviderConfigured,
       });
       deps.admit?.(principal, job);
+      admitted = true;
       signal.throwIfAborted();
       reservedMicros = await deps.accounting.reserve(principal, job, recordId, startedAt);
       const provider = deps.providers[job.model.provider] as ImageProvider;
@@ -174,12 +178,15 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         outputTokens: tokenUsage?.outputTokens ?? null,
         createdAt: startedAt,
       };
-      await deps.accounting
-        .record({ record, job, usage: tokenUsage, reservedMicros })
-        .catch((error: unknown) => {
-          // The reservation stays open and is released by the next start's recovery.
-          deps.log?.error({ err: error, recordId }, "could not write the usage record");
-        });
+      const refusedByLimits = job !== undefined && !admitted;
+      if (!refusedByLimits) {
+        await deps.accounting
+          .record({ record, job, usage: tokenUsage, reservedMicros })
+          .catch((error: unknown) => {
+            // The reservation stays open and is released by the next start's recovery.
+            deps.log?.error({ err: error, recordId }, "could not write the usage record");
+          });
+      }
     }
   }
 

@@ -12,6 +12,7 @@ import { registerErrorHandling } from "../../src/http/errors.ts";
 import { csvField, readTime, registerUsageRoutes } from "../../src/http/usage.ts";
 import { openSqliteDatabase } from "../../src/storage/db/sqlite.ts";
 import type { Database, UsageRecord } from "../../src/storage/db/types.ts";
+import { startTestHub } from "../helpers/hub.ts";
 
 const ADMIN_KEY = "usage-test-admin-key";
 const DAY1 = Date.UTC(2025, 2, 1, 10, 0, 0);
@@ -329,6 +330,30 @@ describe("GET /api/usage/export", () => {
     assert.equal(new Set(rows.slice(1).map((row) => row[0])).size, 2500);
     await bulk.close();
     await many.close();
+  });
+});
+
+describe("through a whole hub", () => {
+  it("a generation leaves a row its key sees, with what was delivered", async () => {
+    const hub = await startTestHub();
+    try {
+      const headers = { authorization: `Bearer ${hub.key}`, "content-type": "application/json" };
+      const generated = await fetch(`${hub.url}/api/images/generations`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ model: "local/placeholder", prompt: "a fox", n: 2, size: "64x64" }),
+      });
+      assert.equal(generated.status, 200);
+      const response = await fetch(`${hub.url}/api/usage`, { headers });
+      assert.equal(response.status, 200);
+      const body = (await response.json()) as UsageList;
+      assert.equal(body.data.length, 1);
+      assert.equal(body.data[0]?.status, "succeeded");
+      assert.equal(body.data[0]?.images, 2);
+      assert.equal(typeof body.data[0]?.cost, "number");
+    } finally {
+      await hub.close();
+    }
   });
 });
 
