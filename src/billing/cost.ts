@@ -6,7 +6,15 @@ import type { ImageJob } from "../images/plan.ts";
 import type { TokenUsage } from "../providers/types.ts";
 import type { PriceBook } from "./prices.ts";
 
-export type CostedJob = Pick<ImageJob, "model" | "n" | "size" | "quality">;
+export type CostedJob = Pick<ImageJob, "model" | "n" | "size" | "quality"> &
+  Partial<Pick<ImageJob, "prompt" | "images" | "mask" | "calls">>;
+
+/**
+ * Input tokens one input image may take, for reserving an edit on a token-billed model: a
+ * high-fidelity 2048-pixel input is a few thousand tokens. Generous on purpose: what is not
+ * used goes back when the request settles.
+ */
+const INPUT_IMAGE_TOKEN_ALLOWANCE = 6_000;
 
 /**
  * The most the job may cost: n images at the per-image price of its size and quality (the
@@ -23,7 +31,25 @@ export function maxCostMicros(job: CostedJob, book: PriceBook): number {
         `${job.quality ?? "(none)"}: every catalog model needs a price row (see src/billing/price-list.ts).`,
     );
   }
-  return price * job.n;
+  return price * job.n + inputAllowanceMicros(job, book);
+}
+
+/**
+ * Token-billed models also charge for their input, and each upstream call sends the prompt and
+ * the input images again. Reserving only the images' price would cap the charge for a large
+ * edit below its real cost.
+ */
+function inputAllowanceMicros(job: CostedJob, book: PriceBook): number {
+  const tokens = book.tokenPrice(job.model.id);
+  if (!tokens) return 0;
+  const calls = job.calls?.length ?? 1;
+  const promptTokens = Math.ceil((job.prompt?.length ?? 0) / 2);
+  const imageCount = (job.images?.length ?? 0) + (job.mask === undefined ? 0 : 1);
+  const micros =
+    calls *
+    (promptTokens * tokens.textInputPerMillion +
+      imageCount * INPUT_IMAGE_TOKEN_ALLOWANCE * tokens.imageInputPerMillion);
+  return Math.ceil(micros);
 }
 
 export interface ChargeInput {

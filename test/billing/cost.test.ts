@@ -42,6 +42,15 @@ describe("maxCostMicros", () => {
     assert.equal(maxCostMicros(jobOf("gpt-image-2", 1, undefined, "high"), book), 711_570);
   });
 
+  test("token-billed edits also reserve their input: prompt and images, once per call", () => {
+    const base = jobOf("gpt-image-1", 2, "1024x1024", "high");
+    const edit = { ...base, prompt: "x".repeat(100), images: ["a", "b"], calls: [2] };
+    // 2 × $0.167, plus 50 prompt tokens at $5/M and 2 × 6000 image tokens at $10/M.
+    assert.equal(maxCostMicros(edit, book), 2 * 167_000 + 250 + 120_000);
+    const dalle = { ...jobOf("dall-e-2", 1, "1024x1024", undefined), images: ["a"], calls: [1] };
+    assert.equal(maxCostMicros(dalle, book), 20_000, "per-image models reserve the image price");
+  });
+
   test("models without a quality setting", () => {
     assert.equal(
       maxCostMicros(jobOf("imagen-4.0-generate-001", 4, "1024x1024", undefined), book),
