@@ -45,8 +45,6 @@ export interface AppOptions {
   logStream?: { write(line: string): void };
   /** Replaces the clock (tests of URL expiry). */
   clock?: () => number;
-  /** Replaces the fetch providers use (tests). */
-  providerFetch?: typeof fetch;
 }
 
 export interface App {
@@ -87,7 +85,6 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     vault,
     env: config,
     timeoutMs: config.upstreamTimeoutMs,
-    fetch: options.providerFetch,
     log: app.log,
   });
   await registry.reload();

@@ -15,6 +15,7 @@
  * const images = createImageService({ providers: registry.providers, ... });
  * ```
  */
+import type { Dispatcher } from "undici";
 import { HubError } from "../errors.ts";
 import type { ProviderName } from "../images/catalog.ts";
 import { createGoogleProvider } from "../providers/google.ts";
@@ -57,7 +58,7 @@ export interface ProviderRegistryOptions {
   };
   /** Upstream time budget for one call, in milliseconds. */
   timeoutMs: number;
-  fetch?: typeof fetch;
+  dispatcher?: Dispatcher;
   /** In [0, 1); replaces Math.random in the weighted pick (tests). */
   random?: () => number;
   log?: { warn(details: Record<string, unknown>, message: string): void };
@@ -107,7 +108,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     const settings: HttpProviderOptions = {
       apiKey,
       baseURL: baseURL ?? options.env[ENV_SETTING[provider]].baseURL,
-      fetch: options.fetch,
+      dispatcher: options.dispatcher,
       timeoutMs: options.timeoutMs,
     };
     return provider === "openai" ? createOpenAIProvider(settings) : createGoogleProvider(settings);

@@ -3,6 +3,7 @@
  * /v1 so the official `openai` SDK works with either base URL. Each handler reads the request,
  * calls the image service once and shapes the reply.
  */
+import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type Static, Type } from "typebox";
 import { HubError, invalidRequest } from "../errors.ts";
@@ -11,6 +12,7 @@ import type { ImageJobRequest } from "../images/plan.ts";
 import { ErrorResponse, ImageGenerationBody, ImageResponse } from "../images/schema.ts";
 import { type AuthHooks, principalOf } from "./auth.ts";
 import { validationError } from "./errors.ts";
+import { imageReplyPieces } from "./image-reply.ts";
 import { readMultipartEdit } from "./multipart.ts";
 
 const PREFIXES = ["/api", "/v1"] as const;
@@ -144,11 +146,12 @@ function sendResult(reply: FastifyReply, result: GenerationResult) {
     );
   }
   reply.header("x-image-hub-model", result.job.model.id);
-  return reply.send({
-    created: result.created,
-    data: result.data,
-    ...(result.usage ? { usage: result.usage } : {}),
-  });
+  const pieces = imageReplyPieces(result);
+  const length = pieces.reduce((sum, piece) => sum + piece.length, 0);
+  return reply
+    .type("application/json; charset=utf-8")
+    .header("content-length", String(length))
+    .send(Readable.from(pieces));
 }
 
 /** Header values must be visible ASCII; warnings may quote an upstream's words in any script. */

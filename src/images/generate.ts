@@ -16,6 +16,7 @@ import type { Accounting } from "../billing/accounting.ts";
 import { type HubError, internalError, isHubError, upstreamFailed } from "../errors.ts";
 import { sniffImageType } from "../image-formats.ts";
 import type {
+  Base64,
   ImageMimeType,
   ImageProvider,
   InputImage,
@@ -51,7 +52,8 @@ export interface ImageServiceDeps {
 
 export interface GeneratedImageData {
   url?: string;
-  b64_json?: string;
+  /** As the provider gave it: a string, or its bytes (see providers/json-cut.ts). */
+  b64_json?: Base64;
   revised_prompt?: string;
 }
 
@@ -243,7 +245,9 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     signal: AbortSignal,
   ): Promise<{ bytes: Buffer; mimeType: ImageMimeType }> {
     if (image.kind === "base64") {
-      return { bytes: Buffer.from(image.base64, "base64"), mimeType: image.mimeType };
+      const text =
+        typeof image.base64 === "string" ? image.base64 : image.base64.toString("latin1");
+      return { bytes: Buffer.from(text, "base64"), mimeType: image.mimeType };
     }
     if (image.kind === "bytes") return { bytes: image.bytes, mimeType: image.mimeType };
     const bytes = await deps.fetchUpstreamImage(image.url, signal);

@@ -124,7 +124,7 @@ export function createGoogleProvider(options: HttpProviderOptions): ImageProvide
     try {
       return await requestUpstreamJson({
         provider: "Google",
-        fetch: options.fetch ?? fetch,
+        dispatcher: options.dispatcher,
         url: `${baseURL}/v1beta/models/${encodeURIComponent(model)}:${method}`,
         init: {
           method: "POST",

@@ -7,6 +7,7 @@
  */
 import { invalidRequest, upstreamFailed } from "../errors.ts";
 import { EXTENSION_OF_MIME_TYPE, MIME_TYPE_OF_FORMAT } from "../image-formats.ts";
+import { cutStringFields } from "./json-cut.ts";
 import type {
   HttpProviderOptions,
   ImageProvider,
@@ -19,8 +20,10 @@ import type {
 } from "./types.ts";
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
-  requestUpstreamJson,
+  parseUpstreamJson,
+  requestUpstreamBytes,
   type UpstreamErrorBody,
+  type UpstreamRequest,
 } from "./upstream.ts";
 
 type ModelFamily = "dall-e-2" | "dall-e-3" | "gpt-image";
@@ -68,7 +71,6 @@ function modelFamilyOf(model: string): ModelFamily {
  */
 export function createOpenAIProvider(options: HttpProviderOptions): ImageProvider {
   const baseURL = options.baseURL.replace(/\/+$/, "");
-  const fetchImplementation = options.fetch ?? globalThis.fetch;
   const timeoutMs = options.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
 
   return {
@@ -83,7 +85,7 @@ export function createOpenAIProvider(options: HttpProviderOptions): ImageProvide
       }
       const { parameters, warnings } = parametersOf(call, family, endpoint);
       const headers = { authorization: `Bearer ${options.apiKey}`, accept: "application/json" };
-      const init: RequestInit =
+      const init: UpstreamRequest["init"] =
         endpoint === "edit"
           ? { method: "POST", headers, body: editForm(call, family, parameters) }
           : {
@@ -91,18 +93,32 @@ export function createOpenAIProvider(options: HttpProviderOptions): ImageProvide
               headers: { ...headers, "content-type": "application/json" },
               body: JSON.stringify(parameters),
             };
-      const reply = await requestUpstreamJson({
+      const request = {
         provider: "OpenAI",
-        fetch: fetchImplementation,
+        dispatcher: options.dispatcher,
         url: `${baseURL}/images/${endpoint === "edit" ? "edits" : "generations"}`,
         init,
         timeoutMs,
         signal: call.signal,
         isContentPolicy,
-      });
-      return { ...resultOf(reply, call, family), warnings };
+      };
+      const bytes = await requestUpstreamBytes(request);
+      // The base64 stays the bytes that arrived (see json-cut.ts); anything unusual is parsed whole.
+      const cut = cutStringFields(bytes, "b64_json");
+      if (cut && base64FieldCount(cut.skeleton) === cut.values.length) {
+        return { ...resultOf(cut.skeleton, call, family, cut.values), warnings };
+      }
+      return { ...resultOf(parseUpstreamJson(request, bytes), call, family), warnings };
     },
   };
+}
+
+/** How many `data[].b64_json` strings a reply has: each must match one cut-out value. */
+function base64FieldCount(reply: unknown): number {
+  const data = (reply as { data?: unknown } | null)?.data;
+  if (!Array.isArray(data)) return -1;
+  return data.filter((item) => typeof (item as { b64_json?: unknown })?.b64_json === "string")
+    .length;
 }
 
 /** OpenAI refuses a prompt or an image with 400 and one of these codes. */
@@ -180,6 +196,7 @@ function resultOf(
   reply: unknown,
   call: ProviderCall,
   family: ModelFamily,
+  cutValues?: Buffer[],
 ): Omit<ProviderResult, "warnings"> {
   const body = (typeof reply === "object" && reply !== null ? reply : {}) as {
     data?: unknown;
@@ -195,6 +212,7 @@ function resultOf(
     family === "gpt-image"
       ? (MIME_TYPE_OF_FORMAT[(format ?? "png") as OutputFormat] ?? "image/png")
       : "image/png";
+  let nextCut = 0;
   const images = body.data.map((item: unknown): ProviderImage => {
     const image = (typeof item === "object" && item !== null ? item : {}) as Record<
       string,
@@ -202,8 +220,9 @@ function resultOf(
     >;
     const revisedPrompt =
       typeof image.revised_prompt === "string" ? image.revised_prompt : undefined;
-    if (typeof image.b64_json === "string" && image.b64_json.length > 0) {
-      return { kind: "base64", base64: image.b64_json, mimeType, revisedPrompt };
+    if (typeof image.b64_json === "string") {
+      const base64 = cutValues ? (cutValues[nextCut++] as Buffer) : image.b64_json;
+      if (base64.length > 0) return { kind: "base64", base64, mimeType, revisedPrompt };
     }
     if (typeof image.url === "string" && image.url.length > 0) {
       return { kind: "url", url: image.url, revisedPrompt };

@@ -5,6 +5,7 @@
  * Every setting is always passed, even as `undefined`, so that an adapter cannot silently miss
  * one (the habit of the Vercel AI SDK's image-model contract).
  */
+import type { Dispatcher } from "undici";
 
 export type ImageMimeType = "image/png" | "image/jpeg" | "image/webp";
 export type OutputFormat = "png" | "jpeg" | "webp";
@@ -45,8 +46,14 @@ export interface ProviderCall {
  * megabytes per image is the main cost a gateway can add, so only the consumer converts, and
  * only when the client's response_format needs it.
  */
+/**
+ * Base64 text: a string, or the ASCII bytes of it as they arrived from the upstream (a 1.5 MB
+ * image is then never turned into a JavaScript string at all; see providers/json-cut.ts).
+ */
+export type Base64 = string | Buffer;
+
 export type ProviderImage =
-  | { kind: "base64"; base64: string; mimeType: ImageMimeType; revisedPrompt: string | undefined }
+  | { kind: "base64"; base64: Base64; mimeType: ImageMimeType; revisedPrompt: string | undefined }
   | { kind: "bytes"; bytes: Buffer; mimeType: ImageMimeType; revisedPrompt: string | undefined }
   | { kind: "url"; url: string; revisedPrompt: string | undefined };
 
@@ -80,8 +87,8 @@ export interface ImageProvider {
 export interface HttpProviderOptions {
   apiKey: string;
   baseURL: string;
-  /** Defaults to the global fetch (undici, with keep-alive pooling). */
-  fetch?: typeof fetch;
+  /** The connection pool; undici's global dispatcher (keep-alive per origin) by default. */
+  dispatcher?: Dispatcher;
   /** Upstream time budget for one call, in milliseconds. */
   timeoutMs?: number;
 }

@@ -38,8 +38,8 @@ export async function inputImageOf(
   return { bytes, mimeType: `image/${format}`, width, height };
 }
 
-/** The base64 text of a provider image, asserting that it came as base64. */
+/** The base64 text of a provider image (as a string, whichever form it came in). */
 export function base64Of(image: ProviderImage | undefined): string {
   assert.equal(image?.kind, "base64");
-  return image.base64;
+  return typeof image.base64 === "string" ? image.base64 : image.base64.toString("latin1");
 }

@@ -742,7 +742,7 @@ describe("the real placeholder provider", () => {
     const { service, records } = harness({ local: createLocalProvider() });
     const first = await generate(service);
     assert.equal(first.data.length, 2);
-    const images = first.data.map((item) => Buffer.from(item.b64_json ?? "", "base64"));
+    const images = first.data.map((item) => Buffer.from(String(item.b64_json ?? ""), "base64"));
     for (const image of images) {
       const metadata = await sharp(image).metadata();
       assert.equal(metadata.format, "png");
