@@ -33,6 +33,7 @@ import { createImageHost, startSweeper } from "./images/hosting.ts";
 import { MAX_INPUT_IMAGES, MAX_PROMPT_LENGTH } from "./images/schema.ts";
 import { loadOrCreateSigningSecret } from "./images/secret.ts";
 import { createImageSourceLoader } from "./images/sources.ts";
+import { createByteBudget } from "./net/byte-budget.ts";
 import { createSafeFetcher } from "./net/safe-fetch.ts";
 import { createDiskBlobStore } from "./storage/blobs/disk.ts";
 import { openDatabase } from "./storage/db/open.ts";
@@ -85,6 +86,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     vault,
     env: config,
     timeoutMs: config.upstreamTimeoutMs,
+    byteBudget: createByteBudget(config.maxBufferedImageBytes),
     log: app.log,
   });
   await registry.reload();

@@ -31,6 +31,8 @@ export interface Config {
   maxInputPixels: number;
   /** Addresses a client-given image URL may resolve to although they are private (CIDRs). */
   imageFetchAllowCidrs: string[];
+  /** Image reply bytes the process holds at once; more waits (net/byte-budget.ts). */
+  maxBufferedImageBytes: number;
   /** Upstream calls one request may have in flight when it fans out. */
   fanOutConcurrency: number;
   /** Upstream time budget for one call, in milliseconds. */
@@ -70,6 +72,9 @@ export function loadConfig(env: Env = process.env): Config {
     maxInputImageBytes: integer(env, "MAX_INPUT_IMAGE_BYTES", 25 * 1024 * 1024, { min: 1024 }),
     maxInputPixels: integer(env, "MAX_INPUT_PIXELS", 40_000_000, { min: 1 }),
     imageFetchAllowCidrs: list(env, "IMAGE_FETCH_ALLOW_CIDRS"),
+    maxBufferedImageBytes: integer(env, "MAX_BUFFERED_IMAGE_BYTES", 96 * 1024 * 1024, {
+      min: 1024 * 1024,
+    }),
     fanOutConcurrency: integer(env, "FANOUT_CONCURRENCY", 4, { min: 1, max: 10 }),
     upstreamTimeoutMs: integer(env, "UPSTREAM_TIMEOUT_MS", 180_000, { min: 1 }),
     logLevel: text(env, "LOG_LEVEL") ?? "info",

@@ -18,6 +18,7 @@
 import type { Dispatcher } from "undici";
 import { HubError } from "../errors.ts";
 import type { ProviderName } from "../images/catalog.ts";
+import type { ByteBudget } from "../net/byte-budget.ts";
 import { createGoogleProvider } from "../providers/google.ts";
 import { createLocalProvider } from "../providers/local.ts";
 import { createOpenAIProvider } from "../providers/openai.ts";
@@ -59,6 +60,7 @@ export interface ProviderRegistryOptions {
   /** Upstream time budget for one call, in milliseconds. */
   timeoutMs: number;
   dispatcher?: Dispatcher;
+  byteBudget?: ByteBudget;
   /** In [0, 1); replaces Math.random in the weighted pick (tests). */
   random?: () => number;
   log?: { warn(details: Record<string, unknown>, message: string): void };
@@ -109,6 +111,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
       apiKey,
       baseURL: baseURL ?? options.env[ENV_SETTING[provider]].baseURL,
       dispatcher: options.dispatcher,
+      byteBudget: options.byteBudget,
       timeoutMs: options.timeoutMs,
     };
     return provider === "openai" ? createOpenAIProvider(settings) : createGoogleProvider(settings);

@@ -10,6 +10,7 @@ import { HubError, invalidRequest } from "../errors.ts";
 import type { GenerationResult, ImageService } from "../images/generate.ts";
 import type { ImageJobRequest } from "../images/plan.ts";
 import { ErrorResponse, ImageGenerationBody, ImageResponse } from "../images/schema.ts";
+import { runInByteScope } from "../net/byte-budget.ts";
 import { type AuthHooks, principalOf } from "./auth.ts";
 import { validationError } from "./errors.ts";
 import { imageReplyPieces } from "./image-reply.ts";
@@ -51,12 +52,7 @@ export function registerImageRoutes(
         },
       },
       async (request, reply) => {
-        const result = await images.generate(
-          principalOf(request),
-          request.body,
-          abortOnDisconnect(request, reply),
-        );
-        return sendResult(reply, result);
+        return sendResult(reply, await generateFor(images, request, reply, request.body));
       },
     );
 
@@ -74,12 +70,7 @@ export function registerImageRoutes(
       },
       async (request, reply) => {
         const body = await readEditRequest(request);
-        const result = await images.generate(
-          principalOf(request),
-          body,
-          abortOnDisconnect(request, reply),
-        );
-        return sendResult(reply, result);
+        return sendResult(reply, await generateFor(images, request, reply, body));
       },
     );
   }
@@ -120,6 +111,24 @@ async function refuseMultipart(request: FastifyRequest) {
       { status: 415, type: "invalid_request_error", code: "unsupported_media_type" },
     );
   }
+}
+
+/**
+ * Runs a generation in a byte scope: the image bytes it holds count against the process's budget
+ * until its reply has been written, or the client has gone (net/byte-budget.ts).
+ */
+function generateFor(
+  images: ImageService,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  body: ImageJobRequest,
+): Promise<GenerationResult> {
+  const signal = abortOnDisconnect(request, reply);
+  const { result, release } = runInByteScope(() =>
+    images.generate(principalOf(request), body, signal),
+  );
+  reply.raw.once("close", release);
+  return result;
 }
 
 /** An AbortSignal that fires when the client goes away before the reply is sent. */

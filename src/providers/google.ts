@@ -125,6 +125,7 @@ export function createGoogleProvider(options: HttpProviderOptions): ImageProvide
       return await requestUpstreamJson({
         provider: "Google",
         dispatcher: options.dispatcher,
+        byteBudget: options.byteBudget,
         url: `${baseURL}/v1beta/models/${encodeURIComponent(model)}:${method}`,
         init: {
           method: "POST",

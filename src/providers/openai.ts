@@ -96,6 +96,7 @@ export function createOpenAIProvider(options: HttpProviderOptions): ImageProvide
       const request = {
         provider: "OpenAI",
         dispatcher: options.dispatcher,
+        byteBudget: options.byteBudget,
         url: `${baseURL}/images/${endpoint === "edit" ? "edits" : "generations"}`,
         init,
         timeoutMs,

@@ -6,6 +6,7 @@
  * one (the habit of the Vercel AI SDK's image-model contract).
  */
 import type { Dispatcher } from "undici";
+import type { ByteBudget } from "../net/byte-budget.ts";
 
 export type ImageMimeType = "image/png" | "image/jpeg" | "image/webp";
 export type OutputFormat = "png" | "jpeg" | "webp";
@@ -89,6 +90,8 @@ export interface HttpProviderOptions {
   baseURL: string;
   /** The connection pool; undici's global dispatcher (keep-alive per origin) by default. */
   dispatcher?: Dispatcher;
+  /** Bounds the reply bytes held at once across the process (see net/byte-budget.ts). */
+  byteBudget?: ByteBudget;
   /** Upstream time budget for one call, in milliseconds. */
   timeoutMs?: number;
 }

@@ -15,17 +15,22 @@ import {
   upstreamRateLimited,
   upstreamTimeout,
 } from "../errors.ts";
+import { type ByteBudget, inByteScope } from "../net/byte-budget.ts";
 
 /** Replies larger than this are refused: ten 4K PNGs as base64 stay well below it. */
 // Below V8's largest string (about 512 MiB), so a reply under the cap can always be decoded.
 export const MAX_UPSTREAM_REPLY_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 180_000;
+/** What a reply without a Content-Length takes from the byte budget: a large image's worth. */
+const UNKNOWN_REPLY_SIZE = 4 * 1024 * 1024;
 
 export interface UpstreamRequest {
   /** Provider name for messages: "OpenAI", "Google". */
   provider: string;
   /** The connection pool to use; undici's global one (keep-alive per origin) by default. */
   dispatcher?: Dispatcher;
+  /** Where a successful reply takes its size before it is read (net/byte-budget.ts). */
+  byteBudget?: ByteBudget;
   url: string;
   init: { method: "POST" | "GET"; headers: Record<string, string>; body?: string | FormData };
   timeoutMs: number;
@@ -83,10 +88,23 @@ export async function requestUpstreamBytes(request: UpstreamRequest): Promise<Bu
     throw failureOf(request, error, timeout);
   }
   let bytes: Buffer;
+  let release: (() => void) | undefined;
   try {
+    if (request.byteBudget && response.statusCode >= 200 && response.statusCode < 300) {
+      const declared = Number(response.headers["content-length"]);
+      release = await request.byteBudget.take(
+        Number.isSafeInteger(declared) ? declared : UNKNOWN_REPLY_SIZE,
+        signal,
+      );
+    }
     bytes = await readBoundedBytes(response, MAX_UPSTREAM_REPLY_BYTES);
   } catch (error) {
+    release?.();
+    response.body.destroy();
     throw failureOf(request, error, timeout);
+  } finally {
+    // Without a scope (a provider used on its own) nobody else would give the hold back.
+    if (!inByteScope()) release?.();
   }
   if (response.statusCode < 200 || response.statusCode >= 300) {
     throw errorFromUpstreamReply(
