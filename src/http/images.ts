@@ -137,7 +137,14 @@ function abortOnDisconnect(request: FastifyRequest, reply: FastifyReply): AbortS
   reply.raw.once("close", () => {
     if (!reply.raw.writableFinished) {
       request.log.info("client disconnected; cancelling the upstream calls");
-      controller.abort(new Error("client disconnected"));
+      controller.abort(
+        new HubError("The client closed the connection before the reply.", {
+          // 499: nginx's "client closed request"; nobody reads it, but it keeps logs honest.
+          status: 499,
+          type: "invalid_request_error",
+          code: "client_disconnected",
+        }),
+      );
     }
   });
   return controller.signal;
