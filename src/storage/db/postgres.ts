@@ -8,19 +8,19 @@
  * on the row version it waited for (READ COMMITTED), which is what makes `reserve` unable to
  * overspend; the CHECK on `balance_micros` is the backstop.
  */
-import { Pool, type PoolClient, type QueryResultRow } from "pg";
+import { Pool, type PoolClient } from "pg";
 import { MIGRATIONS } from "./migrations.ts";
-import type {
-  ApiKeyRecord,
-  Database,
-  ImagePrice,
-  KeyRole,
-  ProviderCredentialRecord,
-  TokenPrice,
-  UsageFilter,
-  UsageRecord,
-  UsageTotal,
-} from "./types.ts";
+import {
+  credentialFromRow,
+  imagePriceFromRow,
+  imagePriceValues,
+  keyFromRow,
+  type Row,
+  tokenPriceFromRow,
+  tokenPriceValues,
+  usageFromRow,
+} from "./rows.ts";
+import type { Database, KeyRole, UsageFilter, UsageRecord, UsageTotal } from "./types.ts";
 
 export interface PostgresOptions {
   /**
@@ -459,28 +459,6 @@ function usageWhere(filter: UsageFilter): { where: string; values: unknown[] } {
   return { where: conditions.length ? `WHERE ${conditions.join(" AND ")}` : "", values };
 }
 
-function imagePriceValues(price: ImagePrice): unknown[] {
-  return [
-    price.model,
-    price.size,
-    price.quality,
-    price.microsPerImage,
-    price.source,
-    price.updatedAt,
-  ];
-}
-
-function tokenPriceValues(price: TokenPrice): unknown[] {
-  return [
-    price.model,
-    price.textInputPerMillion,
-    price.imageInputPerMillion,
-    price.outputPerMillion,
-    price.source,
-    price.updatedAt,
-  ];
-}
-
 /** Rows of values → one array per column, for `unnest`. */
 function columnsOf(rows: unknown[][], width: number): unknown[][] {
   return Array.from({ length: width }, (_, column) => rows.map((row) => row[column]));
@@ -488,87 +466,4 @@ function columnsOf(rows: unknown[][], width: number): unknown[][] {
 
 function modelsToText(models: string[] | null): string | null {
   return models === null ? null : JSON.stringify(models);
-}
-
-type Row = QueryResultRow;
-
-// BIGINT and SUM() arrive as strings (pg will not guess at 64-bit precision); every figure here
-// is far below 2^53, so Number is exact.
-const nullableNumber = (value: unknown) =>
-  value === null || value === undefined ? null : Number(value);
-const nullableText = (value: unknown) =>
-  value === null || value === undefined ? null : String(value);
-
-function keyFromRow(row: Row): ApiKeyRecord {
-  return {
-    id: String(row.id),
-    name: String(row.name),
-    role: row.role as KeyRole,
-    secretHash: String(row.secret_hash),
-    models: row.models === null ? null : (JSON.parse(String(row.models)) as string[]),
-    rpm: nullableNumber(row.rpm),
-    ipm: nullableNumber(row.ipm),
-    balanceMicros: nullableNumber(row.balance_micros),
-    createdAt: Number(row.created_at),
-    revokedAt: nullableNumber(row.revoked_at),
-    lastUsedAt: nullableNumber(row.last_used_at),
-  };
-}
-
-function usageFromRow(row: Row): UsageRecord {
-  return {
-    id: String(row.id),
-    keyId: String(row.key_id),
-    model: String(row.model),
-    provider: String(row.provider),
-    imagesRequested: Number(row.images_requested),
-    imagesDelivered: Number(row.images_delivered),
-    size: nullableText(row.size),
-    quality: nullableText(row.quality),
-    responseFormat: String(row.response_format),
-    status: row.status as UsageRecord["status"],
-    errorCode: nullableText(row.error_code),
-    latencyMs: Number(row.latency_ms),
-    upstreamLatencyMs: nullableNumber(row.upstream_latency_ms),
-    costMicros: Number(row.cost_micros),
-    inputTokens: nullableNumber(row.input_tokens),
-    outputTokens: nullableNumber(row.output_tokens),
-    createdAt: Number(row.created_at),
-  };
-}
-
-function imagePriceFromRow(row: Row): ImagePrice {
-  return {
-    model: String(row.model),
-    size: String(row.size),
-    quality: String(row.quality),
-    microsPerImage: Number(row.micros_per_image),
-    source: String(row.source),
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-function tokenPriceFromRow(row: Row): TokenPrice {
-  return {
-    model: String(row.model),
-    textInputPerMillion: Number(row.text_input_per_million),
-    imageInputPerMillion: Number(row.image_input_per_million),
-    outputPerMillion: Number(row.output_per_million),
-    source: String(row.source),
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-function credentialFromRow(row: Row): ProviderCredentialRecord {
-  return {
-    id: String(row.id),
-    provider: String(row.provider),
-    name: String(row.name),
-    encryptedKey: String(row.encrypted_key),
-    keyHint: String(row.key_hint),
-    baseUrl: nullableText(row.base_url),
-    weight: Number(row.weight),
-    createdAt: Number(row.created_at),
-    disabledAt: nullableNumber(row.disabled_at),
-  };
 }

@@ -9,19 +9,16 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { MIGRATIONS } from "./migrations.ts";
-import type {
-  ApiKeyRecord,
-  Database,
-  ImagePrice,
-  KeyRole,
-  ProviderCredentialRecord,
-  TokenPrice,
-  UsageFilter,
-  UsageRecord,
-  UsageTotal,
-} from "./types.ts";
-
-type Row = Record<string, SQLInputValue>;
+import {
+  credentialFromRow,
+  imagePriceFromRow,
+  imagePriceValues,
+  keyFromRow,
+  tokenPriceFromRow,
+  tokenPriceValues,
+  usageFromRow,
+} from "./rows.ts";
+import type { Database, KeyRole, UsageFilter, UsageRecord, UsageTotal } from "./types.ts";
 
 export function openSqliteDatabase(file: string): Database {
   if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
@@ -382,106 +379,4 @@ function usageWhere(filter: UsageFilter): { where: string; values: SQLInputValue
     values.push(filter.to);
   }
   return { where: clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "", values };
-}
-
-const text = (value: SQLInputValue | undefined): string | null =>
-  value === null || value === undefined ? null : String(value);
-const number = (value: SQLInputValue | undefined): number | null =>
-  value === null || value === undefined ? null : Number(value);
-
-function keyFromRow(row: Row): ApiKeyRecord {
-  const models = text(row.models);
-  return {
-    id: String(row.id),
-    name: String(row.name),
-    role: row.role as KeyRole,
-    secretHash: String(row.secret_hash),
-    models: models === null ? null : (JSON.parse(models) as string[]),
-    rpm: number(row.rpm),
-    ipm: number(row.ipm),
-    balanceMicros: number(row.balance_micros),
-    createdAt: Number(row.created_at),
-    revokedAt: number(row.revoked_at),
-    lastUsedAt: number(row.last_used_at),
-  };
-}
-
-function usageFromRow(row: Row): UsageRecord {
-  return {
-    id: String(row.id),
-    keyId: String(row.key_id),
-    model: String(row.model),
-    provider: String(row.provider),
-    imagesRequested: Number(row.images_requested),
-    imagesDelivered: Number(row.images_delivered),
-    size: text(row.size),
-    quality: text(row.quality),
-    responseFormat: String(row.response_format),
-    status: row.status as UsageRecord["status"],
-    errorCode: text(row.error_code),
-    latencyMs: Number(row.latency_ms),
-    upstreamLatencyMs: number(row.upstream_latency_ms),
-    costMicros: Number(row.cost_micros),
-    inputTokens: number(row.input_tokens),
-    outputTokens: number(row.output_tokens),
-    createdAt: Number(row.created_at),
-  };
-}
-
-function imagePriceValues(price: ImagePrice): SQLInputValue[] {
-  return [
-    price.model,
-    price.size,
-    price.quality,
-    price.microsPerImage,
-    price.source,
-    price.updatedAt,
-  ];
-}
-
-function imagePriceFromRow(row: Row): ImagePrice {
-  return {
-    model: String(row.model),
-    size: String(row.size),
-    quality: String(row.quality),
-    microsPerImage: Number(row.micros_per_image),
-    source: String(row.source),
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-function tokenPriceValues(price: TokenPrice): SQLInputValue[] {
-  return [
-    price.model,
-    price.textInputPerMillion,
-    price.imageInputPerMillion,
-    price.outputPerMillion,
-    price.source,
-    price.updatedAt,
-  ];
-}
-
-function tokenPriceFromRow(row: Row): TokenPrice {
-  return {
-    model: String(row.model),
-    textInputPerMillion: Number(row.text_input_per_million),
-    imageInputPerMillion: Number(row.image_input_per_million),
-    outputPerMillion: Number(row.output_per_million),
-    source: String(row.source),
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-function credentialFromRow(row: Row): ProviderCredentialRecord {
-  return {
-    id: String(row.id),
-    provider: String(row.provider),
-    name: String(row.name),
-    encryptedKey: String(row.encrypted_key),
-    keyHint: String(row.key_hint),
-    baseUrl: text(row.base_url),
-    weight: Number(row.weight),
-    createdAt: Number(row.created_at),
-    disabledAt: number(row.disabled_at),
-  };
 }

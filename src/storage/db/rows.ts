@@ -1,0 +1,117 @@
+/**
+ * Rows to records and records to values, the same for both backends: the columns are the same
+ * (one set of migrations), only the drivers' value types differ, and both are read as unknown.
+ */
+import type {
+  ApiKeyRecord,
+  ImagePrice,
+  KeyRole,
+  ProviderCredentialRecord,
+  TokenPrice,
+  UsageRecord,
+} from "./types.ts";
+
+export type Row = Record<string, unknown>;
+
+// BIGINT and SUM() arrive as strings (pg will not guess at 64-bit precision); every figure here
+// is far below 2^53, so Number is exact.
+export const nullableNumber = (value: unknown) =>
+  value === null || value === undefined ? null : Number(value);
+export const nullableText = (value: unknown) =>
+  value === null || value === undefined ? null : String(value);
+
+export function keyFromRow(row: Row): ApiKeyRecord {
+  return {
+    id: String(row.id),
+    name: String(row.name),
+    role: row.role as KeyRole,
+    secretHash: String(row.secret_hash),
+    models: row.models === null ? null : (JSON.parse(String(row.models)) as string[]),
+    rpm: nullableNumber(row.rpm),
+    ipm: nullableNumber(row.ipm),
+    balanceMicros: nullableNumber(row.balance_micros),
+    createdAt: Number(row.created_at),
+    revokedAt: nullableNumber(row.revoked_at),
+    lastUsedAt: nullableNumber(row.last_used_at),
+  };
+}
+
+export function usageFromRow(row: Row): UsageRecord {
+  return {
+    id: String(row.id),
+    keyId: String(row.key_id),
+    model: String(row.model),
+    provider: String(row.provider),
+    imagesRequested: Number(row.images_requested),
+    imagesDelivered: Number(row.images_delivered),
+    size: nullableText(row.size),
+    quality: nullableText(row.quality),
+    responseFormat: String(row.response_format),
+    status: row.status as UsageRecord["status"],
+    errorCode: nullableText(row.error_code),
+    latencyMs: Number(row.latency_ms),
+    upstreamLatencyMs: nullableNumber(row.upstream_latency_ms),
+    costMicros: Number(row.cost_micros),
+    inputTokens: nullableNumber(row.input_tokens),
+    outputTokens: nullableNumber(row.output_tokens),
+    createdAt: Number(row.created_at),
+  };
+}
+
+export function imagePriceFromRow(row: Row): ImagePrice {
+  return {
+    model: String(row.model),
+    size: String(row.size),
+    quality: String(row.quality),
+    microsPerImage: Number(row.micros_per_image),
+    source: String(row.source),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+export function tokenPriceFromRow(row: Row): TokenPrice {
+  return {
+    model: String(row.model),
+    textInputPerMillion: Number(row.text_input_per_million),
+    imageInputPerMillion: Number(row.image_input_per_million),
+    outputPerMillion: Number(row.output_per_million),
+    source: String(row.source),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+export function credentialFromRow(row: Row): ProviderCredentialRecord {
+  return {
+    id: String(row.id),
+    provider: String(row.provider),
+    name: String(row.name),
+    encryptedKey: String(row.encrypted_key),
+    keyHint: String(row.key_hint),
+    baseUrl: nullableText(row.base_url),
+    weight: Number(row.weight),
+    createdAt: Number(row.created_at),
+    disabledAt: nullableNumber(row.disabled_at),
+  };
+}
+
+export function imagePriceValues(price: ImagePrice): Array<string | number> {
+  return [
+    price.model,
+    price.size,
+    price.quality,
+    price.microsPerImage,
+    price.source,
+    price.updatedAt,
+  ];
+}
+
+export function tokenPriceValues(price: TokenPrice): Array<string | number> {
+  return [
+    price.model,
+    price.textInputPerMillion,
+    price.imageInputPerMillion,
+    price.outputPerMillion,
+    price.source,
+    price.updatedAt,
+  ];
+}
