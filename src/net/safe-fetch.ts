@@ -24,6 +24,7 @@ import net from "node:net";
 import { Agent, fetch } from "undici";
 import { HubError, invalidRequest, tooLarge } from "../errors.ts";
 import { type AddressPolicy, createAddressPolicy } from "./address-policy.ts";
+import { type Deadline, startDeadline } from "./deadline.ts";
 
 export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -151,8 +152,8 @@ interface FetchPlan {
 async function fetchGuarded(url: string, plan: FetchPlan): Promise<FetchedResource> {
   plan.signal?.throwIfAborted();
   let current = checkUrl(url, plan);
-  const timeout = AbortSignal.timeout(plan.timeoutMs);
-  const signal = plan.signal ? AbortSignal.any([plan.signal, timeout]) : timeout;
+  const deadline = startDeadline(plan.timeoutMs, plan.signal);
+  const { signal } = deadline;
   try {
     for (let redirects = 0; ; redirects++) {
       const response = await fetch(current, {
@@ -191,7 +192,9 @@ async function fetchGuarded(url: string, plan: FetchPlan): Promise<FetchedResour
       };
     }
   } catch (error) {
-    throw failureOf(error, plan, timeout);
+    throw failureOf(error, plan, deadline);
+  } finally {
+    deadline.dispose();
   }
 }
 
@@ -264,7 +267,7 @@ async function readCapped(response: Response, plan: FetchPlan): Promise<Buffer> 
 }
 
 /** Turns whatever a fetch threw into the HubError a client may see. */
-function failureOf(error: unknown, plan: FetchPlan, timeout: AbortSignal): unknown {
+function failureOf(error: unknown, plan: FetchPlan, deadline: Deadline): unknown {
   if (error instanceof HubError) return error;
   if (plan.signal?.aborted) return plan.signal.reason;
   const blocked = findCause(error, (cause) => cause instanceof BlockedAddressError);
@@ -278,7 +281,7 @@ function failureOf(error: unknown, plan: FetchPlan, timeout: AbortSignal): unkno
     });
   }
   const timedOut =
-    timeout.aborted ||
+    deadline.timedOut ||
     findCause(error, (cause) => {
       const code = (cause as { code?: unknown }).code;
       return (

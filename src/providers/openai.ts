@@ -8,6 +8,7 @@
 import { invalidRequest, upstreamFailed } from "../errors.ts";
 import { EXTENSION_OF_MIME_TYPE, MIME_TYPE_OF_FORMAT } from "../image-formats.ts";
 import { cutStringFields } from "./json-cut.ts";
+import { type EncodedMultipart, encodeMultipart, type MultipartPart } from "./multipart.ts";
 import type {
   HttpProviderOptions,
   ImageProvider,
@@ -87,7 +88,7 @@ export function createOpenAIProvider(options: HttpProviderOptions): ImageProvide
       const headers = { authorization: `Bearer ${options.apiKey}`, accept: "application/json" };
       const init: UpstreamRequest["init"] =
         endpoint === "edit"
-          ? { method: "POST", headers, body: editForm(call, family, parameters) }
+          ? multipartRequest(headers, editForm(call, family, parameters))
           : {
               method: "POST",
               headers: { ...headers, "content-type": "application/json" },
@@ -170,26 +171,32 @@ function editForm(
   call: ProviderCall,
   family: ModelFamily,
   parameters: Record<string, string | number>,
-): FormData {
-  const form = new FormData();
-  for (const [name, value] of Object.entries(parameters)) form.append(name, String(value));
+): EncodedMultipart {
+  const parts: MultipartPart[] = Object.entries(parameters).map(([name, value]) => ({
+    name,
+    value: String(value),
+  }));
   // GPT image models take several images as `image[]`; dall-e-2 takes one, as `image`.
   const field = family === "dall-e-2" ? "image" : "image[]";
-  call.images.forEach((image, index) => {
-    form.append(field, blobOf(image), `image-${index}.${EXTENSION_OF_MIME_TYPE[image.mimeType]}`);
-  });
-  if (call.mask)
-    form.append("mask", blobOf(call.mask), `mask.${EXTENSION_OF_MIME_TYPE[call.mask.mimeType]}`);
-  return form;
+  call.images.forEach((image, index) => parts.push(filePart(field, `image-${index}`, image)));
+  if (call.mask) parts.push(filePart("mask", "mask", call.mask));
+  return encodeMultipart(parts);
 }
 
-function blobOf(image: InputImage): Blob {
-  return new Blob(
-    [new Uint8Array(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength)],
-    {
-      type: image.mimeType,
-    },
-  );
+function filePart(name: string, stem: string, image: InputImage): MultipartPart {
+  const filename = `${stem}.${EXTENSION_OF_MIME_TYPE[image.mimeType]}`;
+  return { name, filename, contentType: image.mimeType, bytes: image.bytes };
+}
+
+function multipartRequest(
+  headers: Record<string, string>,
+  form: EncodedMultipart,
+): UpstreamRequest["init"] {
+  return {
+    method: "POST",
+    headers: { ...headers, "content-type": form.contentType },
+    body: form.body,
+  };
 }
 
 /** Reads only what the hub uses of the reply: the images, their format and the token usage. */

@@ -16,6 +16,7 @@ import {
   upstreamTimeout,
 } from "../errors.ts";
 import { type ByteBudget, inByteScope } from "../net/byte-budget.ts";
+import { type Deadline, startDeadline } from "../net/deadline.ts";
 
 /** Replies larger than this are refused: ten 4K PNGs as base64 stay well below it. */
 // Below V8's largest string (about 512 MiB), so a reply under the cap can always be decoded.
@@ -32,7 +33,11 @@ export interface UpstreamRequest {
   /** Where a successful reply takes its size before it is read (net/byte-budget.ts). */
   byteBudget?: ByteBudget;
   url: string;
-  init: { method: "POST" | "GET"; headers: Record<string, string>; body?: string | FormData };
+  init: {
+    method: "POST" | "GET";
+    headers: Record<string, string>;
+    body?: string | Buffer;
+  };
   timeoutMs: number;
   signal: AbortSignal;
   /** Says whether an upstream 4xx body means a content-policy refusal. */
@@ -69,15 +74,22 @@ export function parseUpstreamJson(request: Pick<UpstreamRequest, "provider">, by
  */
 export async function requestUpstreamBytes(request: UpstreamRequest): Promise<Buffer> {
   request.signal.throwIfAborted();
-  const timeout = AbortSignal.timeout(request.timeoutMs);
-  const signal = AbortSignal.any([request.signal, timeout]);
+  const deadline = startDeadline(request.timeoutMs, request.signal);
+  try {
+    return await requestWithin(request, deadline);
+  } finally {
+    deadline.dispose();
+  }
+}
+
+async function requestWithin(request: UpstreamRequest, deadline: Deadline): Promise<Buffer> {
+  const { signal } = deadline;
   let response: Dispatcher.ResponseData;
   try {
     response = await undiciRequest(request.url, {
       method: request.init.method,
       headers: request.init.headers,
-      // The global FormData and undici's are the same class under two type declarations.
-      body: request.init.body as Dispatcher.RequestOptions["body"],
+      body: request.init.body,
       signal,
       dispatcher: request.dispatcher,
       // The hub bounds the whole call with `timeoutMs`; image models may think for minutes.
@@ -85,7 +97,7 @@ export async function requestUpstreamBytes(request: UpstreamRequest): Promise<Bu
       bodyTimeout: request.timeoutMs,
     });
   } catch (error) {
-    throw failureOf(request, error, timeout);
+    throw failureOf(request, error, deadline);
   }
   let bytes: Buffer;
   let release: (() => void) | undefined;
@@ -101,7 +113,7 @@ export async function requestUpstreamBytes(request: UpstreamRequest): Promise<Bu
   } catch (error) {
     release?.();
     response.body.destroy();
-    throw failureOf(request, error, timeout);
+    throw failureOf(request, error, deadline);
   } finally {
     // Without a scope (a provider used on its own) nobody else would give the hold back.
     if (!inByteScope()) release?.();
@@ -125,10 +137,10 @@ function headersOf(raw: Dispatcher.ResponseData["headers"]): Headers {
   return headers;
 }
 
-function failureOf(request: UpstreamRequest, error: unknown, timeout: AbortSignal): unknown {
+function failureOf(request: UpstreamRequest, error: unknown, deadline: Deadline): unknown {
   if (request.signal.aborted) return request.signal.reason;
   if (error instanceof HubError) return error;
-  if (timeout.aborted) {
+  if (deadline.timedOut) {
     return upstreamTimeout(
       `${request.provider} did not answer within ${Math.round(request.timeoutMs / 1000)} s.`,
       error,
