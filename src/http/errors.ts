@@ -53,6 +53,15 @@ export function toHubError(error: FastifyError | Error): HubError {
     return validationError(fastifyError.validation, fastifyError.validationContext);
   }
   switch (fastifyError.code) {
+    // The client went away mid-request: nothing to answer, and no fault of ours to log loudly.
+    case "ERR_STREAM_PREMATURE_CLOSE":
+    case "ECONNRESET":
+      return new HubError("The client closed the connection before the reply.", {
+        status: 499,
+        type: "invalid_request_error",
+        code: "client_disconnected",
+        cause: error,
+      });
     case "FST_ERR_CTP_INVALID_JSON_BODY":
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return invalidRequest(

@@ -178,7 +178,9 @@ function editForm(
   }));
   // GPT image models take several images as `image[]`; dall-e-2 takes one, as `image`.
   const field = family === "dall-e-2" ? "image" : "image[]";
-  call.images.forEach((image, index) => parts.push(filePart(field, `image-${index}`, image)));
+  call.images.forEach((image, index) => {
+    parts.push(filePart(field, `image-${index}`, image));
+  });
   if (call.mask) parts.push(filePart("mask", "mask", call.mask));
   return encodeMultipart(parts);
 }

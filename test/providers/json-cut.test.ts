@@ -37,11 +37,12 @@ describe("cutStringFields", () => {
   it("does not take the field's name inside another string for a key", () => {
     const reply = { data: [{ revised_prompt: 'say "b64_json":"x"', b64_json: "QUJD" }] };
     const cut = cutStringFields(bytes(reply), "b64_json");
+    assert.ok(cut);
     assert.deepEqual(
-      cut?.values.map((value) => value.toString()),
+      cut.values.map((value) => value.toString()),
       ["QUJD"],
     );
-    assert.equal((cut?.skeleton as typeof reply).data[0]?.revised_prompt, 'say "b64_json":"x"');
+    assert.equal((cut.skeleton as typeof reply).data[0]?.revised_prompt, 'say "b64_json":"x"');
   });
 
   it("gives up on a value with an escape or a non-ASCII byte, for a full parse instead", () => {

@@ -27,8 +27,10 @@ describe("encodeMultipart", () => {
         ["image-1.png", "image/png"],
       ],
     );
-    assert.ok(Buffer.from(await files[0]!.arrayBuffer()).equals(bytes));
-    assert.ok(Buffer.from(await files[1]!.arrayBuffer()).equals(bytes.subarray(2)));
+    const [first, second] = files;
+    assert.ok(first && second);
+    assert.ok(Buffer.from(await first.arrayBuffer()).equals(bytes));
+    assert.ok(Buffer.from(await second.arrayBuffer()).equals(bytes.subarray(2)));
   });
 
   it("uses a fresh boundary each time and escapes quotes in names", () => {
