@@ -12,13 +12,17 @@ import { Pool, type PoolClient } from "pg";
 import { MIGRATIONS } from "./migrations.ts";
 import {
   credentialFromRow,
+  credentialValues,
   imagePriceFromRow,
   imagePriceValues,
   keyFromRow,
+  keyValues,
+  modelsToText,
   type Row,
   tokenPriceFromRow,
   tokenPriceValues,
   usageFromRow,
+  usageValues,
 } from "./rows.ts";
 import type { Database, KeyRole, UsageFilter, UsageRecord, UsageTotal } from "./types.ts";
 
@@ -78,19 +82,7 @@ export async function openPostgresDatabase(
       await pool.query(
         `INSERT INTO api_keys (id, name, role, secret_hash, models, rpm, ipm, balance_micros,
           created_at, revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-        [
-          record.id,
-          record.name,
-          record.role,
-          record.secretHash,
-          modelsToText(record.models),
-          record.rpm,
-          record.ipm,
-          record.balanceMicros,
-          record.createdAt,
-          record.revokedAt,
-          record.lastUsedAt,
-        ],
+        keyValues(record),
       );
     },
     async findKey(id) {
@@ -308,17 +300,7 @@ export async function openPostgresDatabase(
       await pool.query(
         `INSERT INTO provider_credentials (id, provider, name, encrypted_key, key_hint, base_url,
           weight, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [
-          record.id,
-          record.provider,
-          record.name,
-          record.encryptedKey,
-          record.keyHint,
-          record.baseUrl,
-          record.weight,
-          record.createdAt,
-          record.disabledAt,
-        ],
+        credentialValues(record),
       );
     },
     async listCredentials() {
@@ -423,28 +405,6 @@ function assignments(columns: Array<[string, unknown]>): string {
   return columns.map(([column], index) => `${column} = $${index + 2}`).join(", ");
 }
 
-function usageValues(record: UsageRecord): unknown[] {
-  return [
-    record.id,
-    record.keyId,
-    record.model,
-    record.provider,
-    record.imagesRequested,
-    record.imagesDelivered,
-    record.size,
-    record.quality,
-    record.responseFormat,
-    record.status,
-    record.errorCode,
-    record.latencyMs,
-    record.upstreamLatencyMs,
-    record.costMicros,
-    record.inputTokens,
-    record.outputTokens,
-    record.createdAt,
-  ];
-}
-
 function usageWhere(filter: UsageFilter): { where: string; values: unknown[] } {
   const conditions: string[] = [];
   const values: unknown[] = [];
@@ -462,8 +422,4 @@ function usageWhere(filter: UsageFilter): { where: string; values: unknown[] } {
 /** Rows of values → one array per column, for `unnest`. */
 function columnsOf(rows: unknown[][], width: number): unknown[][] {
   return Array.from({ length: width }, (_, column) => rows.map((row) => row[column]));
-}
-
-function modelsToText(models: string[] | null): string | null {
-  return models === null ? null : JSON.stringify(models);
 }

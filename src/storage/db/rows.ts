@@ -94,6 +94,67 @@ export function credentialFromRow(row: Row): ProviderCredentialRecord {
   };
 }
 
+/** A value as both drivers take it. */
+export type SqlValue = string | number | null;
+
+/** The `models` column: JSON text, or null for all models. */
+export function modelsToText(models: string[] | null): string | null {
+  return models === null ? null : JSON.stringify(models);
+}
+
+/** In the column order of the INSERT statements of both backends. */
+export function keyValues(record: ApiKeyRecord): SqlValue[] {
+  return [
+    record.id,
+    record.name,
+    record.role,
+    record.secretHash,
+    modelsToText(record.models),
+    record.rpm,
+    record.ipm,
+    record.balanceMicros,
+    record.createdAt,
+    record.revokedAt,
+    record.lastUsedAt,
+  ];
+}
+
+export function usageValues(record: UsageRecord): SqlValue[] {
+  return [
+    record.id,
+    record.keyId,
+    record.model,
+    record.provider,
+    record.imagesRequested,
+    record.imagesDelivered,
+    record.size,
+    record.quality,
+    record.responseFormat,
+    record.status,
+    record.errorCode,
+    record.latencyMs,
+    record.upstreamLatencyMs,
+    record.costMicros,
+    record.inputTokens,
+    record.outputTokens,
+    record.createdAt,
+  ];
+}
+
+export function credentialValues(record: ProviderCredentialRecord): SqlValue[] {
+  return [
+    record.id,
+    record.provider,
+    record.name,
+    record.encryptedKey,
+    record.keyHint,
+    record.baseUrl,
+    record.weight,
+    record.createdAt,
+    record.disabledAt,
+  ];
+}
+
 export function imagePriceValues(price: ImagePrice): Array<string | number> {
   return [
     price.model,

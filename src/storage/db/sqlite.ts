@@ -11,12 +11,16 @@ import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { MIGRATIONS } from "./migrations.ts";
 import {
   credentialFromRow,
+  credentialValues,
   imagePriceFromRow,
   imagePriceValues,
   keyFromRow,
+  keyValues,
+  modelsToText,
   tokenPriceFromRow,
   tokenPriceValues,
   usageFromRow,
+  usageValues,
 } from "./rows.ts";
 import type { Database, KeyRole, UsageFilter, UsageRecord, UsageTotal } from "./types.ts";
 
@@ -111,44 +115,14 @@ export function openSqliteDatabase(file: string): Database {
   };
 
   const insertUsage = (record: UsageRecord) => {
-    statements.insertUsage.run(
-      record.id,
-      record.keyId,
-      record.model,
-      record.provider,
-      record.imagesRequested,
-      record.imagesDelivered,
-      record.size,
-      record.quality,
-      record.responseFormat,
-      record.status,
-      record.errorCode,
-      record.latencyMs,
-      record.upstreamLatencyMs,
-      record.costMicros,
-      record.inputTokens,
-      record.outputTokens,
-      record.createdAt,
-    );
+    statements.insertUsage.run(...usageValues(record));
   };
 
   return {
     kind: "sqlite",
 
     async createKey(record) {
-      statements.insertKey.run(
-        record.id,
-        record.name,
-        record.role,
-        record.secretHash,
-        record.models === null ? null : JSON.stringify(record.models),
-        record.rpm,
-        record.ipm,
-        record.balanceMicros,
-        record.createdAt,
-        record.revokedAt,
-        record.lastUsedAt,
-      );
+      statements.insertKey.run(...keyValues(record));
     },
     async findKey(id) {
       return findKey(id);
@@ -163,7 +137,7 @@ export function openSqliteDatabase(file: string): Database {
       const columns: Record<string, SQLInputValue> = {};
       if (changes.name !== undefined) columns.name = changes.name;
       if (changes.models !== undefined) {
-        columns.models = changes.models === null ? null : JSON.stringify(changes.models);
+        columns.models = modelsToText(changes.models);
       }
       if (changes.rpm !== undefined) columns.rpm = changes.rpm;
       if (changes.ipm !== undefined) columns.ipm = changes.ipm;
@@ -292,17 +266,7 @@ export function openSqliteDatabase(file: string): Database {
     },
 
     async createCredential(record) {
-      statements.insertCredential.run(
-        record.id,
-        record.provider,
-        record.name,
-        record.encryptedKey,
-        record.keyHint,
-        record.baseUrl,
-        record.weight,
-        record.createdAt,
-        record.disabledAt,
-      );
+      statements.insertCredential.run(...credentialValues(record));
     },
     async listCredentials() {
       return statements.selectCredentials.all().map(credentialFromRow);
