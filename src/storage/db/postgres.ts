@@ -24,7 +24,7 @@ import {
   usageFromRow,
   usageValues,
 } from "./rows.ts";
-import type { Database, KeyRole, UsageFilter, UsageRecord, UsageTotal } from "./types.ts";
+import type { Database, KeyRole, UsageFilter, UsageTotal } from "./types.ts";
 
 export interface PostgresOptions {
   /**
