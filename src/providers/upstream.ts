@@ -10,7 +10,6 @@ import { type Dispatcher, request as undiciRequest } from "undici";
 import {
   contentPolicy,
   HubError,
-  invalidRequest,
   upstreamFailed,
   upstreamRateLimited,
   upstreamTimeout,
@@ -270,16 +269,11 @@ export function errorFromUpstreamReply(
         cause,
       });
     }
-    const error = invalidRequest(
-      `${request.provider} rejected the request${detail}`,
-      upstream.param ?? null,
-      upstream.code ?? "upstream_rejected",
-    );
-    return new HubError(error.message, {
+    return new HubError(`${request.provider} rejected the request${detail}`, {
       status: status === 413 ? 413 : 400,
       type: "invalid_request_error",
-      code: error.code,
-      param: error.param,
+      code: upstream.code ?? "upstream_rejected",
+      param: upstream.param ?? null,
       cause,
     });
   }
