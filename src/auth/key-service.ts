@@ -9,7 +9,7 @@ import { HubError, invalidRequest } from "../errors.ts";
 import { type Catalog, createCatalog } from "../images/catalog.ts";
 import type { ApiKeyRecord, Database, KeyChanges, KeyRole } from "../storage/db/types.ts";
 import { issueKey } from "./issue.ts";
-import { generateApiKey, parseApiKey } from "./keys.ts";
+import { generateApiKey } from "./keys.ts";
 
 /** What the admin API and the CLI show of a key. Never the secret or its hash. */
 export interface KeyView {
@@ -165,12 +165,10 @@ export function createKeyService(
     async rotate(id) {
       const record = await find(id);
       if (record.revokedAt !== null) throw keyRevoked(id);
-      // Only the secret part of a fresh key is used; the id stays, so usage stays with the key.
-      const fresh = generateApiKey();
-      const secret = parseApiKey(fresh.key)?.secret;
-      if (secret === undefined) throw new Error("generateApiKey made a key parseApiKey refuses");
+      // The id stays, so usage stays with the key; only the secret is new.
+      const fresh = generateApiKey(id);
       if (!(await db.replaceKeySecret(id, fresh.secretHash))) throw keyRevoked(id);
-      return { view: toKeyView(record), key: `sk-ih-${id}-${secret}` };
+      return { view: toKeyView(record), key: fresh.key };
     },
   };
 }

@@ -15,8 +15,8 @@ export interface NewKey {
   key: string;
 }
 
-export function generateApiKey(): NewKey {
-  const id = randomBytes(6).toString("hex");
+/** A new key; with `id`, a new secret for an existing key (rotation keeps the id). */
+export function generateApiKey(id = randomBytes(6).toString("hex")): NewKey {
   const secret = randomBytes(32).toString("base64url");
   return { id, secretHash: hashSecret(secret), key: `sk-ih-${id}-${secret}` };
 }
