@@ -85,7 +85,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     db,
     vault,
     env: config,
-    timeoutMs: config.upstreamTimeoutMs,
+    timeoutMs: config.upstreamTimeoutMs ?? 180_000,
     byteBudget: createByteBudget(config.maxBufferedImageBytes),
     log: app.log,
   });

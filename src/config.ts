@@ -35,8 +35,19 @@ export interface Config {
   maxBufferedImageBytes: number;
   /** Upstream calls one request may have in flight when it fans out. */
   fanOutConcurrency: number;
-  /** Upstream time budget for one call, in milliseconds. */
-  upstreamTimeoutMs: number;
+  /** Upstream time budget of every model, in ms; undefined for each model's catalog default. */
+  upstreamTimeoutMs: number | undefined;
+  /** Largest upstream reply the hub reads, in bytes. */
+  maxUpstreamReplyBytes: number;
+  /** Tries of one upstream call, the first included, where a retry is safe (images/retry.ts). */
+  upstreamMaxAttempts: number;
+  /** Failed key checks one client address may make per window before it is refused (429). */
+  authMaxFailures: number;
+  authFailureWindowSeconds: number;
+  /** Whether X-Forwarded-For names the client (behind a reverse proxy); off by default. */
+  trustProxy: boolean;
+  /** How long SIGTERM waits for in-flight requests before the process exits anyway. */
+  shutdownGraceMs: number;
   logLevel: string;
 }
 
@@ -76,7 +87,16 @@ export function loadConfig(env: Env = process.env): Config {
       min: 1024 * 1024,
     }),
     fanOutConcurrency: integer(env, "FANOUT_CONCURRENCY", 4, { min: 1, max: 10 }),
-    upstreamTimeoutMs: integer(env, "UPSTREAM_TIMEOUT_MS", 180_000, { min: 1 }),
+    upstreamTimeoutMs: optionalInteger(env, "UPSTREAM_TIMEOUT_MS", { min: 1 }),
+    maxUpstreamReplyBytes: integer(env, "MAX_UPSTREAM_REPLY_BYTES", 256 * 1024 * 1024, {
+      min: 1024,
+      max: 512 * 1024 * 1024,
+    }),
+    upstreamMaxAttempts: integer(env, "UPSTREAM_MAX_ATTEMPTS", 3, { min: 1, max: 10 }),
+    authMaxFailures: integer(env, "AUTH_MAX_FAILURES", 10, { min: 1 }),
+    authFailureWindowSeconds: integer(env, "AUTH_FAILURE_WINDOW_SECONDS", 300, { min: 1 }),
+    trustProxy: boolean(env, "TRUST_PROXY", false),
+    shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_SECONDS", 30, { min: 0, max: 3600 }) * 1000,
     logLevel: text(env, "LOG_LEVEL") ?? "info",
   };
 }
@@ -120,6 +140,22 @@ function integer(
     throw new Error(`Setting ${name} must be a whole number from ${min} to ${max}, not '${raw}'.`);
   }
   return value;
+}
+
+function optionalInteger(
+  env: Env,
+  name: string,
+  bounds: { min?: number; max?: number },
+): number | undefined {
+  return text(env, name) === undefined ? undefined : integer(env, name, 0, bounds);
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = text(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  throw new Error(`Setting ${name} must be true or false, not '${raw}'.`);
 }
 
 function trimSlash(url: string): string {
