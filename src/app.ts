@@ -4,10 +4,14 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import path from "node:path";
-import multipart from "@fastify/multipart";
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from "fastify";
 import { createAdmission } from "./auth/admission.ts";
+import { createBruteForceGuard } from "./auth/brute-force.ts";
 import { createLastUsedTracker } from "./auth/last-used.ts";
 import { createAuthenticator } from "./auth/principal.ts";
 import { createRateLimiter } from "./auth/rate-limit.ts";
@@ -19,22 +23,25 @@ import { createVault } from "./credentials/vault.ts";
 import { registerAdminRoutes } from "./http/admin.ts";
 import { registerCredentialRoutes } from "./http/admin-credentials.ts";
 import { registerPriceRoutes } from "./http/admin-prices.ts";
+import { registerModelRouteRoutes } from "./http/admin-routes.ts";
 import { createAuthHooks } from "./http/auth.ts";
-import { registerErrorHandling } from "./http/errors.ts";
+import { registerErrorHandling, toHubError } from "./http/errors.ts";
 import { registerFileRoutes } from "./http/files.ts";
 import { registerGracefulClose } from "./http/graceful-close.ts";
 import { registerHealthRoutes } from "./http/health.ts";
 import { registerImageRoutes } from "./http/images.ts";
 import { registerModelRoutes } from "./http/models.ts";
+import { registerMultipart } from "./http/multipart.ts";
 import { registerUsageRoutes } from "./http/usage.ts";
 import { createCatalog } from "./images/catalog.ts";
 import { createImageService } from "./images/generate.ts";
 import { createImageHost, startSweeper } from "./images/hosting.ts";
-import { MAX_INPUT_IMAGES, MAX_PROMPT_LENGTH } from "./images/schema.ts";
+import { createRouteBook } from "./images/routes.ts";
 import { loadOrCreateSigningSecret } from "./images/secret.ts";
 import { createImageSourceLoader } from "./images/sources.ts";
 import { createByteBudget } from "./net/byte-budget.ts";
 import { createSafeFetcher } from "./net/safe-fetch.ts";
+import { DEFAULT_UPSTREAM_TIMEOUT_MS } from "./providers/upstream.ts";
 import { createDiskBlobStore } from "./storage/blobs/disk.ts";
 import { openDatabase } from "./storage/db/open.ts";
 import type { Database } from "./storage/db/types.ts";
@@ -63,8 +70,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     logger: options.logger ?? loggerOptions(config.logLevel, options.logStream),
     bodyLimit: config.maxBodyBytes,
     genReqId: requestIdOf,
+    // The peer alone, not `true`: the proxy appends the address it saw to X-Forwarded-For, and
+    // the entries before it are whatever the client sent, so only the last one names the client.
+    trustProxy: config.trustProxy ? (_address: string, hop: number) => hop === 0 : false,
     // Types as sent, as OpenAI checks them: "n": "2" is a 400, not quietly 2.
     ajv: { customOptions: { allErrors: false, coerceTypes: false } },
+    // The router's own refusals (a malformed escape, an over-long parameter) in the OpenAI
+    // shape too: they happen before any route, so the error handler never sees them.
+    frameworkErrors: (error, _request, reply) => {
+      const hubError = toHubError(error);
+      (reply as unknown as FastifyReply).code(hubError.status).send(hubError.toJSON());
+    },
   });
   // JSON only (multipart for edits, below): a text/plain body is a 415, not a confusing 400.
   app.removeContentTypeParser("text/plain");
@@ -77,7 +93,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   // Resources, each closed when the app closes (hooks run in reverse order: the database last).
   const db = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   app.addHook("onClose", () => db.close());
-  await releaseAbandonedReservations(db, app.log, clock);
+  await releaseAbandonedReservations(db, app, clock);
   const prices = await createPriceService(db);
   app.addHook("onClose", async () => prices.stop());
   const vault = createVault(config.masterKey);
@@ -85,8 +101,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     db,
     vault,
     env: config,
-    timeoutMs: config.upstreamTimeoutMs ?? 180_000,
+    // Calls name their model's budget; this is only for a call that names none.
+    timeoutMs: config.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
+    maxReplyBytes: config.maxUpstreamReplyBytes,
     byteBudget: createByteBudget(config.maxBufferedImageBytes),
+    clock,
     log: app.log,
   });
   await registry.reload();
@@ -98,6 +117,16 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   }, 60_000);
   reloadCredentials.unref();
   app.addHook("onClose", async () => clearInterval(reloadCredentials));
+  const routes = createRouteBook(db);
+  await routes.reload();
+  // Routes set through another instance (PostgreSQL) arrive within a minute too.
+  const reloadRoutes = setInterval(() => {
+    routes.reload().catch((error: unknown) => {
+      app.log.warn({ err: error }, "could not reload model routes");
+    });
+  }, 60_000);
+  reloadRoutes.unref();
+  app.addHook("onClose", async () => clearInterval(reloadRoutes));
   const lastUsed = createLastUsedTracker({
     db,
     onError: (error) => app.log.warn({ err: error }, "could not write last-used times"),
@@ -140,6 +169,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     hostImage: async (bytes, mimeType) => (await host.save(bytes, mimeType)).url,
     accounting: createAccounting({ db, prices: prices.book }),
     admit: createAdmission({ limiter: createRateLimiter({ clock }) }),
+    routes,
+    pinnedProvider: (credentialId) => registry.pinned(credentialId),
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
+    maxAttempts: config.upstreamMaxAttempts,
     clock,
     log: app.log,
   });
@@ -157,17 +190,16 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       components: { securitySchemes: { bearerAuth: { type: "http", scheme: "bearer" } } },
     },
   });
-  await app.register(multipart, {
-    limits: {
-      fileSize: Math.min(config.maxInputImageBytes, config.maxBodyBytes),
-      files: MAX_INPUT_IMAGES + 1,
-      fields: 30,
-      fieldSize: MAX_PROMPT_LENGTH * 4,
-      parts: MAX_INPUT_IMAGES + 31,
-    },
-    throwFileSizeLimit: true,
-  });
-  const auth = createAuthHooks(createAuthenticator({ db, adminKey: config.adminKey }), lastUsed);
+  await registerMultipart(app, config);
+  const auth = createAuthHooks(
+    createAuthenticator({ db, adminKey: config.adminKey }),
+    lastUsed,
+    createBruteForceGuard({
+      maxFailures: config.authMaxFailures,
+      windowMs: config.authFailureWindowSeconds * 1000,
+      clock,
+    }),
+  );
   registerHealthRoutes(app);
   registerImageRoutes(app, { images, auth });
   registerModelRoutes(app, { catalog, images, prices, auth });
@@ -176,6 +208,15 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   registerAdminRoutes(app, { db, auth, catalog });
   registerPriceRoutes(app, { prices, catalog, auth, clock });
   registerCredentialRoutes(app, { db, vault, registry, auth, clock });
+  registerModelRouteRoutes(app, {
+    routes,
+    db,
+    catalog,
+    registry,
+    auth,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
+    clock,
+  });
 
   return { app, db };
 }
@@ -212,26 +253,40 @@ function loggerOptions(
 }
 
 /**
- * A reservation outlives its request only when the process died mid-request. On SQLite one hub
- * owns the file, so at start every open reservation is such a one; on PostgreSQL other hubs may
- * be mid-request, so only reservations older than any request can take are released, at start
- * and then every few minutes (for hubs that crashed and did not come back).
+ * A reservation outlives its request only when the process died mid-request (a kill -9, a
+ * crash; a shutdown lets its requests settle or cuts them, and a cut request settles too).
+ *
+ * On SQLite one hub owns the file, so at start every open reservation is such a one, whatever
+ * its time: a clock stepped back since the crash must not keep one open for good.
+ *
+ * On PostgreSQL other hubs may be mid-request, and nothing tells their reservations from those
+ * of a hub that died, so only reservations older than any request can take are released, at
+ * start and then every few minutes (for hubs that crashed and did not come back). After a crash
+ * of the only hub that means its reservations hold their credit for up to an hour: the price of
+ * never handing back credit a live request will still charge against (its image would be free,
+ * and the key could overdraw).
  */
 async function releaseAbandonedReservations(
   db: Database,
-  log: FastifyInstance["log"],
+  app: FastifyInstance,
   clock: () => number,
 ): Promise<void> {
   const release = async (before: number) => {
     const released = await db.releaseReservations(before);
-    if (released > 0) log.warn({ released }, "released reservations of requests that never ended");
+    if (released > 0) {
+      app.log.warn({ released }, "released reservations of requests that never ended");
+    }
   };
-  await release(db.kind === "sqlite" ? clock() : clock() - ABANDONED_RESERVATION_MS);
-  if (db.kind === "sqlite") return;
+  if (db.kind === "sqlite") {
+    await release(Number.MAX_SAFE_INTEGER);
+    return;
+  }
+  await release(clock() - ABANDONED_RESERVATION_MS);
   const timer = setInterval(() => {
     release(clock() - ABANDONED_RESERVATION_MS).catch((error: unknown) => {
-      log.warn({ err: error }, "could not release abandoned reservations");
+      app.log.warn({ err: error }, "could not release abandoned reservations");
     });
   }, 5 * 60_000);
   timer.unref();
+  app.addHook("onClose", async () => clearInterval(timer));
 }

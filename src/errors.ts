@@ -26,6 +26,8 @@ export interface HubErrorOptions {
   retryable?: boolean;
   /** Seconds a client should wait before retrying, sent as `Retry-After`. */
   retryAfterSeconds?: number;
+  /** The upstream's HTTP status, when the error is its answer (credential health reads it). */
+  upstreamStatus?: number;
   cause?: unknown;
 }
 
@@ -36,6 +38,7 @@ export class HubError extends Error {
   readonly param: string | null;
   readonly retryable: boolean;
   readonly retryAfterSeconds: number | undefined;
+  readonly upstreamStatus: number | undefined;
 
   constructor(message: string, options: HubErrorOptions) {
     super(message, { cause: options.cause });
@@ -46,6 +49,7 @@ export class HubError extends Error {
     this.param = options.param ?? null;
     this.retryable = options.retryable ?? false;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.upstreamStatus = options.upstreamStatus;
   }
 
   toJSON(): { error: { message: string; type: string; param: string | null; code: string } } {
@@ -119,7 +123,13 @@ export function contentPolicy(message: string, cause?: unknown) {
 /** 502: the upstream failed or answered something we cannot use. */
 export function upstreamFailed(
   message: string,
-  options: { retryable?: boolean; code?: string; cause?: unknown; retryAfterSeconds?: number } = {},
+  options: {
+    retryable?: boolean;
+    code?: string;
+    cause?: unknown;
+    retryAfterSeconds?: number;
+    upstreamStatus?: number;
+  } = {},
 ) {
   return new HubError(message, {
     status: 502,
@@ -127,7 +137,21 @@ export function upstreamFailed(
     code: options.code ?? "upstream_error",
     retryable: options.retryable ?? false,
     retryAfterSeconds: options.retryAfterSeconds,
+    upstreamStatus: options.upstreamStatus,
     cause: options.cause,
+  });
+}
+
+/** 503 from a provider (overloaded, in maintenance): passed on with its Retry-After. */
+export function upstreamUnavailable(message: string, retryAfterSeconds?: number, cause?: unknown) {
+  return new HubError(message, {
+    status: 503,
+    type: "upstream_error",
+    code: "upstream_unavailable",
+    retryable: true,
+    retryAfterSeconds,
+    upstreamStatus: 503,
+    cause,
   });
 }
 
@@ -142,14 +166,18 @@ export function upstreamTimeout(message: string, cause?: unknown) {
   });
 }
 
-/** 429 from a provider (its rate limit or its quota), passed on to the client. */
+/**
+ * 429 from a provider (its rate limit or its quota), passed on to the client. Its own code, so
+ * the ledger tells a provider's limit from the key's own (`rate_limit_exceeded`).
+ */
 export function upstreamRateLimited(message: string, retryAfterSeconds?: number, cause?: unknown) {
   return new HubError(message, {
     status: 429,
     type: "rate_limit_error",
-    code: "rate_limit_exceeded",
+    code: "upstream_rate_limited",
     retryable: true,
     retryAfterSeconds,
+    upstreamStatus: 429,
     cause,
   });
 }

@@ -19,13 +19,20 @@ export interface Accounting {
   /**
    * Reserves the most `job` may cost under the id `reservationId`; returns the amount, or null
    * when the key has no balance to draw on. Throws a 402 when the credit does not cover it.
+   * `fallbacks`: jobs that may serve the request instead (a route's fallback models). The
+   * reservation covers the dearest when the credit allows, else the job's own cost: a key that
+   * can pay for what it asked is never refused because of a fallback it may not get. Fallbacks
+   * dearer than what was reserved must then not be used (see `costCeiling`).
    */
   reserve(
     principal: Principal,
     job: ImageJob,
     reservationId: string,
     now: number,
+    fallbacks?: readonly ImageJob[],
   ): Promise<number | null>;
+  /** The most `job` may cost at today's prices, micro-USD. */
+  costCeiling(job: ImageJob): number;
   /** Prices what was delivered, settles the reservation, writes the record; returns it. */
   record(entry: {
     record: Omit<UsageRecord, "costMicros">;
@@ -41,15 +48,21 @@ export function createAccounting(options: {
   prices: () => PriceBook;
 }): Accounting {
   return {
-    async reserve(principal, job, reservationId, now) {
+    async reserve(principal, job, reservationId, now, fallbacks = []) {
       if (principal.balanceMicros === null) return null;
-      const amountMicros = maxCostMicros(job, options.prices());
-      const reserved = await options.db.reserve({
-        id: reservationId,
-        keyId: principal.keyId,
-        amountMicros,
-        createdAt: now,
-      });
+      const book = options.prices();
+      const own = maxCostMicros(job, book);
+      const dearest = Math.max(own, ...fallbacks.map((fallback) => maxCostMicros(fallback, book)));
+      const tryReserve = (amountMicros: number) =>
+        options.db.reserve({
+          id: reservationId,
+          keyId: principal.keyId,
+          amountMicros,
+          createdAt: now,
+        });
+      if (dearest > own && (await tryReserve(dearest))) return dearest;
+      const amountMicros = own;
+      const reserved = await tryReserve(own);
       if (!reserved) {
         throw insufficientQuota(
           `This request may cost up to $${microsToUsd(amountMicros)} and the key's credit does ` +
@@ -58,6 +71,7 @@ export function createAccounting(options: {
       }
       return amountMicros;
     },
+    costCeiling: (job) => maxCostMicros(job, options.prices()),
     async record({ record, job, usage, reservedMicros }) {
       const costMicros =
         job === undefined || record.imagesDelivered === 0

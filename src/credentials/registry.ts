@@ -8,6 +8,13 @@
  * never logged; one that cannot be decrypted (MASTER_KEY changed) is skipped with a warning
  * naming its id.
  *
+ * Credential health: a 429 cools a credential down for its Retry-After (30 s without one) and
+ * the call moves on to another credential at once, since a rate-limited call made nothing. A
+ * 401 means the key is dead: the credential is disabled (stored ones in the database too, so
+ * other instances and restarts skip it), a warning is logged, and the admin API shows why until
+ * an admin enables it again. Weight 0 keeps a credential out of the rotation; a model route's
+ * fallback can still name it (`pinned`).
+ *
  * @example
  * ```ts
  * const registry = createProviderRegistry({ db, vault, env: config, timeoutMs: 180_000 });
@@ -16,7 +23,7 @@
  * ```
  */
 import type { Dispatcher } from "undici";
-import { HubError } from "../errors.ts";
+import { HubError, isHubError, upstreamFailed, upstreamRateLimited } from "../errors.ts";
 import type { ProviderName } from "../images/catalog.ts";
 import type { ByteBudget } from "../net/byte-budget.ts";
 import { createGoogleProvider } from "../providers/google.ts";
@@ -45,12 +52,20 @@ export interface CredentialView {
   createdAt: number | null;
   disabled: boolean;
   source: "environment" | "database";
-  /** `undecryptable`: stored under another MASTER_KEY, so never used. */
-  status: "active" | "disabled" | "undecryptable";
+  /**
+   * `cooling_down`: rate limited, skipped until `statusUntil`; `auth_failed`: the upstream
+   * refused it (401) and the hub disabled it; `undecryptable`: stored under another MASTER_KEY.
+   */
+  status: "active" | "cooling_down" | "auth_failed" | "disabled" | "undecryptable";
+  /** Why the status is what it is, for `cooling_down` and `auth_failed`. */
+  statusDetail: string | null;
+  /** ms since the epoch: when a cool-down ends, or when the credential was refused. */
+  statusSince: number | null;
+  statusUntil: number | null;
 }
 
 export interface ProviderRegistryOptions {
-  db: Pick<Database, "listCredentials">;
+  db: Pick<Database, "listCredentials" | "updateCredential">;
   vault: Pick<Vault, "decrypt">;
   /** The environment's credentials; `Config` fits as it is. */
   env: {
@@ -61,8 +76,11 @@ export interface ProviderRegistryOptions {
   timeoutMs: number;
   dispatcher?: Dispatcher;
   byteBudget?: ByteBudget;
+  /** Largest upstream reply read, in bytes. */
+  maxReplyBytes?: number;
   /** In [0, 1); replaces Math.random in the weighted pick (tests). */
   random?: () => number;
+  clock?: () => number;
   log?: { warn(details: Record<string, unknown>, message: string): void };
 }
 
@@ -76,18 +94,40 @@ export interface ProviderRegistry {
   list(): CredentialView[];
   /** A live view of `get` in the shape `createImageService` takes as `providers`. */
   readonly providers: Partial<Record<ProviderName, ImageProvider>>;
+  /**
+   * A provider that calls through one credential only (a route's fallback names it), or
+   * undefined when there is no usable credential with that id.
+   */
+  pinned(credentialId: string): ImageProvider | undefined;
+  /** Forgets a cool-down or refusal (an admin enabled the credential again). */
+  resetHealth(credentialId: string): void;
 }
 
 interface PoolEntry {
   id: string;
+  provider: CredentialProvider;
   weight: number;
-  provider: ImageProvider;
+  client: ImageProvider;
+  source: CredentialView["source"];
 }
 
 interface State {
+  /** Entries in the weighted rotation (weight > 0). */
   pools: Record<CredentialProvider, PoolEntry[]>;
+  /** Every usable entry by id, weight 0 included. */
+  entries: Map<string, PoolEntry>;
   views: CredentialView[];
 }
+
+interface Health {
+  state: "cooling_down" | "auth_failed";
+  detail: string;
+  since: number;
+  until: number | null;
+}
+
+/** A 429 without Retry-After still cools the credential down this long. */
+const DEFAULT_COOL_DOWN_MS = 30_000;
 
 const ENV_SETTING: Record<CredentialProvider, "openai" | "gemini"> = {
   openai: "openai",
@@ -96,7 +136,10 @@ const ENV_SETTING: Record<CredentialProvider, "openai" | "gemini"> = {
 
 export function createProviderRegistry(options: ProviderRegistryOptions): ProviderRegistry {
   const random = options.random ?? Math.random;
+  const clock = options.clock ?? Date.now;
   const local = createLocalProvider();
+  // Kept across reloads: a reload must not forget that a key was refused a second ago.
+  const health = new Map<string, Health>();
   // Warn once per stored envelope, not on every periodic reload.
   const warned = new Set<string>();
   let state = build([]);
@@ -113,18 +156,30 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
       dispatcher: options.dispatcher,
       byteBudget: options.byteBudget,
       timeoutMs: options.timeoutMs,
+      maxReplyBytes: options.maxReplyBytes,
     };
     return provider === "openai" ? createOpenAIProvider(settings) : createGoogleProvider(settings);
   }
 
   function build(records: readonly ProviderCredentialRecord[]): State {
     const pools: State["pools"] = { openai: [], google: [] };
+    const entries = new Map<string, PoolEntry>();
     const views: CredentialView[] = [];
+    const add = (entry: PoolEntry) => {
+      entries.set(entry.id, entry);
+      if (entry.weight > 0) pools[entry.provider].push(entry);
+    };
     for (const provider of CREDENTIAL_PROVIDERS) {
       const env = options.env[ENV_SETTING[provider]];
       if (!env.apiKey) continue;
       const id = `env:${provider}`;
-      pools[provider].push({ id, weight: 1, provider: providerFor(provider, env.apiKey, null) });
+      add({
+        id,
+        provider,
+        weight: 1,
+        client: providerFor(provider, env.apiKey, null),
+        source: "environment",
+      });
       views.push({
         id,
         provider,
@@ -136,6 +191,9 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         disabled: false,
         source: "environment",
         status: "active",
+        statusDetail: null,
+        statusSince: null,
+        statusUntil: null,
       });
     }
     for (const record of records) {
@@ -150,11 +208,13 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         const apiKey = open(record);
         if (apiKey === undefined) {
           status = "undecryptable";
-        } else if (record.weight > 0) {
-          pools[provider].push({
+        } else {
+          add({
             id: record.id,
+            provider,
             weight: record.weight,
-            provider: providerFor(provider, apiKey, record.baseUrl),
+            client: providerFor(provider, apiKey, record.baseUrl),
+            source: "database",
           });
         }
       }
@@ -169,9 +229,12 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         disabled,
         source: "database",
         status,
+        statusDetail: null,
+        statusSince: null,
+        statusUntil: null,
       });
     }
-    return { pools, views };
+    return { pools, entries, views };
   }
 
   function open(record: ProviderCredentialRecord): string | undefined {
@@ -209,24 +272,145 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     return pool.at(-1);
   }
 
-  /** One provider per name for the registry's life; the pool it draws from is read per call. */
+  /** The entry's health now; an ended cool-down is forgotten. */
+  function healthOf(id: string): Health | undefined {
+    const known = health.get(id);
+    if (known?.state === "cooling_down" && (known.until ?? 0) <= clock()) {
+      health.delete(id);
+      return undefined;
+    }
+    return known;
+  }
+
+  /** Calls through `entry`; a 429 cools it down and a 401 disables it, then the error goes on. */
+  async function callThrough(entry: PoolEntry, call: ProviderCall) {
+    try {
+      return await entry.client.generate(call);
+    } catch (error) {
+      if (isHubError(error) && error.upstreamStatus === 429) coolDown(entry, error);
+      if (isHubError(error) && error.upstreamStatus === 401) await refuse(entry);
+      throw error;
+    }
+  }
+
+  function coolDown(entry: PoolEntry, error: HubError) {
+    const now = clock();
+    const waitMs =
+      error.retryAfterSeconds === undefined ? DEFAULT_COOL_DOWN_MS : error.retryAfterSeconds * 1000;
+    health.set(entry.id, {
+      state: "cooling_down",
+      detail: `The upstream answered 429 (rate limited); skipped until the wait it asked for ends.`,
+      since: now,
+      until: now + waitMs,
+    });
+  }
+
+  async function refuse(entry: PoolEntry) {
+    if (health.get(entry.id)?.state === "auth_failed") return;
+    const now = clock();
+    health.set(entry.id, {
+      state: "auth_failed",
+      detail: "The upstream answered 401: it does not accept this key. Replace the key, then enable the credential.",
+      since: now,
+      until: null,
+    });
+    options.log?.warn(
+      { credentialId: entry.id, provider: entry.provider, upstreamStatus: 401 },
+      "provider credential disabled: the upstream refused it (401)",
+    );
+    if (entry.source !== "database") return;
+    try {
+      await options.db.updateCredential(entry.id, { disabledAt: now });
+    } catch (error) {
+      // Still disabled here; another instance finds out from its own first 401.
+      options.log?.warn({ err: error, credentialId: entry.id }, "could not store the disabling");
+    }
+  }
+
+  /**
+   * Why no credential of `provider` can take a call now: all cooling down (a 429 the client
+   * may retry after the soonest cool-down ends) or all refused.
+   */
+  function noCredentialError(provider: CredentialProvider, pool: readonly PoolEntry[]): HubError {
+    const coolDowns = pool
+      .map((entry) => healthOf(entry.id))
+      .filter((known) => known?.state === "cooling_down")
+      .map((known) => known?.until ?? 0);
+    if (coolDowns.length > 0) {
+      const seconds = Math.max(1, Math.ceil((Math.min(...coolDowns) - clock()) / 1000));
+      return upstreamRateLimited(
+        `Every ${provider} credential of this hub is rate limited by the upstream just now.`,
+        seconds,
+      );
+    }
+    if (pool.length > 0) {
+      return upstreamFailed(`The upstream refused every ${provider} credential of this hub.`, {
+        code: "upstream_auth_failed",
+      });
+    }
+    // Only when a reload removed the last credential between planning and calling.
+    return new HubError(`The ${provider} provider has no credentials on this hub any more.`, {
+      status: 503,
+      type: "server_error",
+      code: "provider_not_configured",
+    });
+  }
+
+  /**
+   * One provider per name for the registry's life; the pool it draws from is read per call. A
+   * credential that answers 429 or 401 made nothing, so the call moves on to the next healthy
+   * one at once; the last such error is thrown when none is left.
+   */
   function dispatcher(provider: CredentialProvider): ImageProvider {
     return {
       name: provider,
-      generate(call: ProviderCall) {
-        const entry = pick(state.pools[provider]);
-        if (!entry) {
-          // Only when a reload removed the last credential between planning and calling.
-          return Promise.reject(
-            new HubError(`The ${provider} provider has no credentials on this hub any more.`, {
-              status: 503,
-              type: "server_error",
-              code: "provider_not_configured",
-            }),
-          );
+      async generate(call: ProviderCall) {
+        const tried = new Set<string>();
+        let lastError: unknown;
+        for (;;) {
+          const pool = state.pools[provider];
+          const healthy = pool.filter((entry) => !tried.has(entry.id) && !healthOf(entry.id));
+          const entry = pick(healthy);
+          if (!entry) throw lastError ?? noCredentialError(provider, pool);
+          tried.add(entry.id);
+          try {
+            return await callThrough(entry, call);
+          } catch (error) {
+            const moveOn =
+              isHubError(error) && (error.upstreamStatus === 429 || error.upstreamStatus === 401);
+            if (!moveOn || call.signal.aborted) throw error;
+            lastError = error;
+          }
         }
-        return entry.provider.generate(call);
       },
+    };
+  }
+
+  function pinned(credentialId: string): ImageProvider | undefined {
+    const entry = state.entries.get(credentialId);
+    if (!entry) return undefined;
+    return {
+      name: entry.provider,
+      generate(call: ProviderCall) {
+        const current = state.entries.get(credentialId) ?? entry;
+        if (healthOf(current.id)) {
+          return Promise.reject(noCredentialError(current.provider, [current]));
+        }
+        return callThrough(current, call);
+      },
+    };
+  }
+
+  function withHealth(view: CredentialView): CredentialView {
+    const known = view.status === "active" || view.status === "disabled" ? healthOf(view.id) : undefined;
+    if (!known) return { ...view };
+    return {
+      ...view,
+      status: known.state,
+      disabled: view.disabled || known.state === "auth_failed",
+      statusDetail: known.detail,
+      statusSince: known.since,
+      statusUntil: known.until,
     };
   }
 
@@ -252,7 +436,11 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
       // Overlapping reloads: the one started last wins, whichever finishes last.
       if (mine === generation) state = next;
     },
-    list: () => state.views.map((view) => ({ ...view })),
+    list: () => state.views.map(withHealth),
+    pinned,
+    resetHealth: (credentialId) => {
+      health.delete(credentialId);
+    },
     providers: {
       get openai() {
         return get("openai");

@@ -52,8 +52,18 @@ const Credential = Type.Object({
   source: Type.Union([Type.Literal("environment"), Type.Literal("database")]),
   status: Type.Union([
     Type.Literal("active"),
+    Type.Literal("cooling_down"),
+    Type.Literal("auth_failed"),
     Type.Literal("disabled"),
     Type.Literal("undecryptable"),
+  ]),
+  status_detail: Type.Union([Type.String(), Type.Null()], {
+    description: "Why: the upstream rate limited (cooling_down) or refused (auth_failed) it.",
+  }),
+  status_since: Type.Union([Type.Integer({ description: "Unix seconds" }), Type.Null()]),
+  status_until: Type.Union([
+    Type.Integer({ description: "Unix seconds: when a cool-down ends" }),
+    Type.Null(),
   ]),
 });
 
@@ -157,6 +167,8 @@ export function registerCredentialRoutes(
       if (disabled !== undefined) changes.disabledAt = disabled ? clock() : null;
       const updated = await db.updateCredential(id, changes);
       if (!updated) throw credentialNotFound(id);
+      // Enabling again is the admin's word that the key works now (replaced upstream, say).
+      if (disabled === false) registry.resetHealth(id);
       await registry.reload();
       request.log.info({ credentialId: id, changed: Object.keys(changes) }, "credential changed");
       return present(viewOf(registry, id));
@@ -280,5 +292,12 @@ function present(view: CredentialView) {
     disabled: view.disabled,
     source: view.source,
     status: view.status,
+    status_detail: view.statusDetail,
+    status_since: unixSeconds(view.statusSince),
+    status_until: unixSeconds(view.statusUntil),
   };
+}
+
+function unixSeconds(ms: number | null): number | null {
+  return ms === null ? null : Math.floor(ms / 1000);
 }

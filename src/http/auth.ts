@@ -3,11 +3,16 @@
  * They run on `onRequest`, before the body is read: an unauthenticated client gets its 401
  * without the hub parsing (up to MAX_BODY_BYTES of) its body. The principal lands on
  * `request.principal` for the handler.
+ *
+ * With a brute-force guard (auth/brute-force.ts), a client address that has failed too many key
+ * checks is refused with 429 before its key is even looked up; every 401 of the authenticator
+ * (missing, malformed, unknown, revoked key, wrong secret) counts as a failure.
  */
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from "fastify";
+import { type BruteForceGuard, tooManyFailedAuth } from "../auth/brute-force.ts";
 import type { LastUsedTracker } from "../auth/last-used.ts";
 import type { Authenticator, Principal } from "../auth/principal.ts";
-import { forbidden } from "../errors.ts";
+import { forbidden, isHubError } from "../errors.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -23,9 +28,20 @@ export interface AuthHooks {
 export function createAuthHooks(
   authenticator: Authenticator,
   lastUsed?: Pick<LastUsedTracker, "touch">,
+  bruteForce?: BruteForceGuard,
 ): AuthHooks {
   const authenticate = async (request: FastifyRequest) => {
-    const principal = await authenticator.authenticate(request.headers.authorization);
+    const lockout = bruteForce?.lockoutOf(request.ip);
+    if (lockout) throw tooManyFailedAuth(lockout);
+    let principal: Principal;
+    try {
+      principal = await authenticator.authenticate(request.headers.authorization);
+    } catch (error) {
+      if (bruteForce && isHubError(error) && error.status === 401) {
+        countFailure(bruteForce, request);
+      }
+      throw error;
+    }
     lastUsed?.touch(principal.keyId);
     return principal;
   };
@@ -38,6 +54,17 @@ export function createAuthHooks(
     request.principal = principal;
   };
   return { requireKey, requireAdmin };
+}
+
+/** Counts the failure and says so, once, when it locks the address out; never the key tried. */
+function countFailure(bruteForce: BruteForceGuard, request: FastifyRequest): void {
+  const { lockedOut, client } = bruteForce.recordFailure(request.ip);
+  if (lockedOut) {
+    request.log.warn(
+      { clientAddress: client },
+      "client address locked out after too many failed API key checks",
+    );
+  }
 }
 
 /** The principal a `requireKey` route runs for; a route without the hook is a bug. */

@@ -35,6 +35,11 @@ export interface ModelSpec {
   defaultSize: string;
   /** The most images one upstream call makes; the hub fans out for more. */
   maxPerCall: number;
+  /**
+   * Default time budget of one upstream call, ms (UPSTREAM_TIMEOUT_MS or a route overrides it).
+   * Sized from how long the model can take at its largest size and quality, with headroom.
+   */
+  timeoutMs: number;
   /** Accepted `quality` values and the one used when the request names none. */
   qualities: readonly string[];
   defaultQuality: string | undefined;
@@ -113,6 +118,7 @@ const openAIGptImage = (id: string, description: string): ModelSpec => ({
   sizes: { kind: "list", sizes: GPT_IMAGE_SIZES, auto: true },
   defaultSize: "1024x1024",
   maxPerCall: 10,
+  timeoutMs: 300_000,
   qualities: GPT_IMAGE_QUALITIES,
   defaultQuality: "auto",
   styles: [],
@@ -137,6 +143,7 @@ export const MODELS: readonly ModelSpec[] = [
     sizes: { kind: "list", sizes: DALL_E_2_SIZES, auto: false },
     defaultSize: "1024x1024",
     maxPerCall: 10,
+    timeoutMs: 60_000,
     qualities: ["standard"],
     defaultQuality: "standard",
     styles: [],
@@ -159,6 +166,7 @@ export const MODELS: readonly ModelSpec[] = [
     sizes: { kind: "list", sizes: DALL_E_3_SIZES, auto: false },
     defaultSize: "1024x1024",
     maxPerCall: 1,
+    timeoutMs: 120_000,
     qualities: ["standard", "hd"],
     defaultQuality: "standard",
     styles: ["vivid", "natural"],
@@ -199,6 +207,7 @@ export const MODELS: readonly ModelSpec[] = [
     sizes: { kind: "list", sizes: GEMINI_FLASH_SIZES, auto: false },
     defaultSize: "1024x1024",
     maxPerCall: 1,
+    timeoutMs: 120_000,
     qualities: [],
     defaultQuality: undefined,
     styles: [],
@@ -221,6 +230,7 @@ export const MODELS: readonly ModelSpec[] = [
     sizes: { kind: "list", sizes: GEMINI_PRO_SIZES, auto: false },
     defaultSize: "1024x1024",
     maxPerCall: 1,
+    timeoutMs: 180_000,
     qualities: [],
     defaultQuality: undefined,
     styles: [],
@@ -243,6 +253,7 @@ export const MODELS: readonly ModelSpec[] = [
     sizes: { kind: "list", sizes: IMAGEN_SIZES, auto: false },
     defaultSize: "1024x1024",
     maxPerCall: 4,
+    timeoutMs: 120_000,
     qualities: [],
     defaultQuality: undefined,
     styles: [],
@@ -277,6 +288,7 @@ export const MODELS: readonly ModelSpec[] = [
     },
     defaultSize: "1024x1024",
     maxPerCall: 10,
+    timeoutMs: 30_000,
     qualities: ["standard", "hd", "low", "medium", "high", "auto"],
     defaultQuality: "standard",
     styles: ["vivid", "natural"],

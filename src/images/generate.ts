@@ -9,8 +9,15 @@
  * delivered. Failing the whole request would throw away images the provider already made and
  * charged for. Only when no call makes an image does the request fail, with the most telling
  * error (a content-policy refusal over a transient fault).
+ *
+ * Resilience: each upstream call has the model's time budget (its route's, UPSTREAM_TIMEOUT_MS,
+ * or the catalog's) and is tried again only where images/retry.ts says it is safe. When no call
+ * of the model made an image and the failure allows it, the route's fallbacks are tried in
+ * order, each planned from the same request; the one that serves is what the record names and
+ * what is charged, and the reservation covered the dearest of them from the start.
  */
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleepFor } from "node:timers/promises";
 import type { Principal } from "../auth/principal.ts";
 import type { Accounting } from "../billing/accounting.ts";
 import { type HubError, internalError, isHubError, upstreamFailed } from "../errors.ts";
@@ -27,6 +34,8 @@ import type { UsageRecord } from "../storage/db/types.ts";
 import type { Catalog, ProviderName } from "./catalog.ts";
 import { settleWithConcurrency } from "./fan-out.ts";
 import { type ImageJob, type ImageJobRequest, type ImageSource, planImageJob } from "./plan.ts";
+import { DEFAULT_BACKOFF, mayFallBack, type RetryPolicy, retryDelayMs } from "./retry.ts";
+import { defaultRoute, type ModelRoute } from "./routes.ts";
 
 export interface ImageServiceDeps {
   catalog: Catalog;
@@ -43,11 +52,33 @@ export interface ImageServiceDeps {
   accounting: Accounting;
   /** Whether the key may run this job (its models, its rate limits); throws when not. */
   admit?(principal: Principal, job: ImageJob): void;
+  /** The admin's routes (fallbacks, time budgets, retry policy); defaults for all without. */
+  routes?: { routeFor(model: string): ModelRoute };
+  /** A provider calling through one named credential, for fallbacks that name one. */
+  pinnedProvider?(credentialId: string): ImageProvider | undefined;
+  /** UPSTREAM_TIMEOUT_MS: every model's time budget; each model's catalog one when unset. */
+  upstreamTimeoutMs?: number;
+  /** Tries of one upstream call where a retry is safe (UPSTREAM_MAX_ATTEMPTS); 3 by default. */
+  maxAttempts?: number;
+  /** In [0, 1): the jitter of retry waits (tests pin it). */
+  random?: () => number;
+  /** Waits between tries; rejects with the signal's reason when it aborts. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   clock?: () => number;
   log?: {
+    info?(object: object, message: string): void;
     warn(object: object, message: string): void;
     error(object: object, message: string): void;
   };
+}
+
+/** One way to serve a request: a planned job on a provider (a model, or a fallback of it). */
+interface Target {
+  job: ImageJob;
+  provider: ImageProvider;
+  /** The credential a fallback pinned, for logs. */
+  credentialId: string | null;
+  timeoutMs: number;
 }
 
 export interface GeneratedImageData {
@@ -89,6 +120,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     const startedAt = clock();
     const recordId = randomUUID();
     let job: ImageJob | undefined;
+    let planned: ImageJob | undefined;
     let delivered = 0;
     let upstreamLatencyMs: number | null = null;
     let failure: HubError | undefined;
@@ -99,30 +131,73 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     // not cost a database write per refusal. Everything admitted is recorded, failures too.
     let admitted = false;
     try {
-      job = planImageJob(deps.catalog, request, {
+      planned = planImageJob(deps.catalog, request, {
         defaultModel: deps.defaultModel,
         isProviderConfigured,
       });
-      deps.admit?.(principal, job);
+      job = planned;
+      deps.admit?.(principal, planned);
       admitted = true;
       signal.throwIfAborted();
-      reservedMicros = await deps.accounting.reserve(principal, job, recordId, startedAt);
-      const provider = deps.providers[job.model.provider] as ImageProvider;
+      const route = deps.routes?.routeFor(planned.model.id) ?? defaultRoute(planned.model.id);
+      let fallbacks = fallbacksOf(request, planned, route, principal);
+      reservedMicros = await deps.accounting.reserve(
+        principal,
+        planned,
+        recordId,
+        startedAt,
+        fallbacks.map((target) => target.job),
+      );
+      const reserved = reservedMicros;
+      // The credit covered only the model asked for: no fallback may cost more than that.
+      if (reserved !== null) {
+        fallbacks = fallbacks.filter(({ job }) => deps.accounting.costCeiling(job) <= reserved);
+      }
+      const targets = [targetOf(planned, null, route), ...fallbacks];
       const [images, mask] = await Promise.all([
-        deps.loadInputs(job.images, "image", signal),
-        job.mask === undefined
+        deps.loadInputs(planned.images, "image", signal),
+        planned.mask === undefined
           ? Promise.resolve(undefined)
-          : deps.loadInputs([job.mask], "mask", signal).then((loaded) => loaded[0]),
+          : deps.loadInputs([planned.mask], "mask", signal).then((loaded) => loaded[0]),
       ]);
 
       const upstreamStartedAt = clock();
-      const calls = await callProvider(provider, job, images, mask, signal);
+      let calls: Awaited<ReturnType<typeof callProvider>> = [];
+      const fallbackNotes: string[] = [];
+      for (const [index, target] of targets.entries()) {
+        job = target.job;
+        calls = await callProvider(target, images, mask, signal, route.retryBillable);
+        signal.throwIfAborted();
+        if (calls.some((call) => call.status === "fulfilled" && call.value.images.length > 0)) {
+          break;
+        }
+        const failure = mostTellingError(rejections(calls), signal);
+        const next = targets[index + 1];
+        if (!next || !mayFallBack(failure, route.retryBillable)) {
+          // Nothing served: the record names the model the client asked for.
+          job = planned;
+          break;
+        }
+        deps.log?.warn(
+          {
+            model: target.job.model.id,
+            fallback: next.job.model.id,
+            credentialId: next.credentialId,
+            code: errorCodeOf(failure),
+          },
+          "no image from the model; trying its next fallback",
+        );
+        fallbackNotes.push(
+          `${target.job.model.id} failed (${errorCodeOf(failure) ?? "error"}); ` +
+            `the route's fallback ${next.job.model.id} was tried instead.`,
+        );
+      }
       upstreamLatencyMs = clock() - upstreamStartedAt;
       // A client that has gone gets nothing stored or counted as delivered for it.
       signal.throwIfAborted();
 
       const made = calls.flatMap((call) => (call.status === "fulfilled" ? call.value.images : []));
-      const errors = calls.flatMap((call) => (call.status === "rejected" ? [call.reason] : []));
+      const errors = rejections(calls);
       if (made.length === 0) throw mostTellingError(errors, signal);
       if (made.length < job.n) {
         partialCode = errors.length > 0 ? errorCodeOf(mostTellingError(errors, signal)) : undefined;
@@ -132,6 +207,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       const data = await deliver(job, made, signal);
       delivered = data.length;
       const warnings = [
+        ...fallbackNotes,
         ...job.warnings,
         ...calls.flatMap((call) => (call.status === "fulfilled" ? call.value.warnings : [])),
       ];
@@ -192,32 +268,112 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     }
   }
 
+  /** The model's provider and time budget: the route's, the setting's, or the catalog's. */
+  function targetOf(job: ImageJob, credentialId: string | null, route: ModelRoute): Target {
+    const provider = credentialId
+      ? deps.pinnedProvider?.(credentialId)
+      : deps.providers[job.model.provider];
+    if (!provider) throw new Error(`no provider for ${job.model.id}`);
+    const timeoutMs = route.timeoutMs ?? deps.upstreamTimeoutMs ?? job.model.timeoutMs;
+    return { job, provider, credentialId, timeoutMs };
+  }
+
+  /**
+   * The route's fallbacks this request can use: each planned from the same request (a fallback
+   * that cannot take it, such as a size it lacks, is skipped), usable by the key, with a provider
+   * configured. Skips are logged, not errors: the model itself may well succeed.
+   */
+  function fallbacksOf(
+    request: ImageJobRequest,
+    primary: ImageJob,
+    route: ModelRoute,
+    principal: Principal,
+  ): Target[] {
+    const targets: Target[] = [];
+    for (const fallback of route.fallbacks) {
+      const skip = (reason: string) =>
+        deps.log?.warn({ model: primary.model.id, fallback, reason }, "route fallback skipped");
+      if (principal.models !== null && !principal.models.includes(fallback.model)) {
+        skip("the key may not use this model");
+        continue;
+      }
+      try {
+        const job = planImageJob(
+          deps.catalog,
+          { ...request, model: fallback.model },
+          { defaultModel: deps.defaultModel, isProviderConfigured },
+        );
+        // Its own time budget: a fallback model may be slower or faster than the one it replaces.
+        const ownRoute = deps.routes?.routeFor(job.model.id) ?? defaultRoute(job.model.id);
+        targets.push(targetOf(job, fallback.credentialId, ownRoute));
+      } catch (error) {
+        skip(isHubError(error) ? error.message : "no usable provider");
+      }
+    }
+    return targets;
+  }
+
   async function callProvider(
-    provider: ImageProvider,
-    job: ImageJob,
+    target: Target,
     images: InputImage[],
     mask: InputImage | undefined,
     signal: AbortSignal,
+    retryBillable: boolean,
   ) {
-    return settleWithConcurrency(job.calls, deps.fanOutConcurrency, (count) => {
-      signal.throwIfAborted();
-      return provider.generate({
-        model: job.model.upstreamId,
-        prompt: job.prompt,
-        count,
-        size: job.size,
-        quality: job.quality,
-        style: job.style,
-        background: job.background,
-        outputFormat: job.outputFormat,
-        outputCompression: job.outputCompression,
-        moderation: job.moderation,
-        images,
-        mask,
-        user: job.user,
-        signal,
-      });
+    const { job, provider } = target;
+    const policy: RetryPolicy = {
+      maxAttempts: deps.maxAttempts ?? 3,
+      retryBillable,
+      random: deps.random ?? Math.random,
+      ...DEFAULT_BACKOFF,
+    };
+    // Monotonic, unlike `clock` (which tests move): the budget is real time.
+    const budgetEndsAt = performance.now() + target.timeoutMs;
+    return settleWithConcurrency(job.calls, deps.fanOutConcurrency, async (count) => {
+      for (let attempt = 1; ; attempt++) {
+        signal.throwIfAborted();
+        try {
+          return await provider.generate(callOf(job, count, images, mask, signal, budgetEndsAt));
+        } catch (error) {
+          if (signal.aborted) throw error;
+          const delay = retryDelayMs(error, attempt, budgetEndsAt - performance.now(), policy);
+          if (delay === undefined) throw error;
+          deps.log?.info?.(
+            { model: job.model.id, attempt, delayMs: Math.round(delay), code: errorCodeOf(error) },
+            "retrying an upstream call",
+          );
+          await (deps.sleep ?? sleepUnlessAborted)(delay, signal);
+        }
+      }
     });
+  }
+
+  function callOf(
+    job: ImageJob,
+    count: number,
+    images: InputImage[],
+    mask: InputImage | undefined,
+    signal: AbortSignal,
+    budgetEndsAt: number,
+  ) {
+    return {
+      model: job.model.upstreamId,
+      prompt: job.prompt,
+      count,
+      size: job.size,
+      quality: job.quality,
+      style: job.style,
+      background: job.background,
+      outputFormat: job.outputFormat,
+      outputCompression: job.outputCompression,
+      moderation: job.moderation,
+      images,
+      mask,
+      user: job.user,
+      signal,
+      // What is left of the budget: a retry never gets more time than the first try had.
+      timeoutMs: Math.max(1, Math.round(budgetEndsAt - performance.now())),
+    };
   }
 
   /** Turns provider images into what the client asked for, converting only when it must. */
@@ -250,7 +406,14 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       return { bytes: Buffer.from(text, "base64"), mimeType: image.mimeType };
     }
     if (image.kind === "bytes") return { bytes: image.bytes, mimeType: image.mimeType };
-    const bytes = await deps.fetchUpstreamImage(image.url, signal);
+    const bytes = await deps.fetchUpstreamImage(image.url, signal).catch((error: unknown) => {
+      // The fetcher speaks to clients about their URLs (400, 413); this URL is the upstream's.
+      if (!isHubError(error) || error.status >= 500 || signal.aborted) throw error;
+      throw upstreamFailed(`The upstream answered with an image URL the hub cannot use.`, {
+        code: "upstream_invalid_response",
+        cause: error,
+      });
+    });
     const mimeType = sniffImageType(bytes);
     if (!mimeType) {
       throw upstreamFailed("The upstream answered with a URL that does not hold an image.", {
@@ -261,6 +424,18 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
   }
 
   return { generate, isProviderConfigured };
+}
+
+function rejections(calls: PromiseSettledResult<unknown>[]): unknown[] {
+  return calls.flatMap((call) => (call.status === "rejected" ? [call.reason] : []));
+}
+
+async function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  try {
+    await sleepFor(ms, undefined, { signal });
+  } catch {
+    signal.throwIfAborted();
+  }
 }
 
 /** Content-policy refusals explain most to the client; then the first error as it came. */

@@ -113,14 +113,14 @@ type Post = (
   model: string,
   method: "generateContent" | "predict",
   body: unknown,
-  signal: AbortSignal,
+  call: Pick<ProviderCall, "signal" | "timeoutMs">,
 ) => Promise<unknown>;
 
 export function createGoogleProvider(options: HttpProviderOptions): ImageProvider {
   const baseURL = (options.baseURL || GOOGLE_DEFAULT_BASE_URL).replace(/\/+$/, "");
   const timeoutMs = options.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
 
-  const post: Post = async (model, method, body, signal) => {
+  const post: Post = async (model, method, body, { signal, timeoutMs: callTimeoutMs }) => {
     try {
       return await requestUpstreamJson({
         provider: "Google",
@@ -132,7 +132,8 @@ export function createGoogleProvider(options: HttpProviderOptions): ImageProvide
           headers: { "content-type": "application/json", "x-goog-api-key": options.apiKey },
           body: JSON.stringify(body),
         },
-        timeoutMs,
+        timeoutMs: callTimeoutMs ?? timeoutMs,
+        maxReplyBytes: options.maxReplyBytes,
         signal,
         isContentPolicy: isSafetyRejection,
       });
@@ -188,7 +189,7 @@ async function generateWithGemini(call: ProviderCall, post: Post): Promise<Provi
       ...(Object.keys(imageConfig).length > 0 ? { imageConfig } : {}),
     },
   };
-  const reply = await post(call.model, "generateContent", body, call.signal);
+  const reply = await post(call.model, "generateContent", body, call);
 
   const root = isObject(reply) ? reply : {};
   const candidate = Array.isArray(root.candidates) ? root.candidates[0] : undefined;
@@ -273,7 +274,7 @@ async function generateWithImagen(call: ProviderCall, post: Post): Promise<Provi
     call.model,
     "predict",
     { instances: [{ prompt: call.prompt }], parameters },
-    call.signal,
+    call,
   );
 
   const root = isObject(reply) ? reply : {};
@@ -400,6 +401,8 @@ function keyRejectionAsAuthFailure(error: unknown): unknown {
   if (typeof message !== "string" || !isKeyRejection(message)) return error;
   return upstreamFailed("Google refused the hub's credentials.", {
     code: "upstream_auth_failed",
+    // An invalid key, as Google says it: to credential health the same as a 401.
+    upstreamStatus: 401,
     cause,
   });
 }

@@ -100,7 +100,8 @@ export function createOpenAIProvider(options: HttpProviderOptions): ImageProvide
         byteBudget: options.byteBudget,
         url: `${baseURL}/images/${endpoint === "edit" ? "edits" : "generations"}`,
         init,
-        timeoutMs,
+        timeoutMs: call.timeoutMs ?? timeoutMs,
+        maxReplyBytes: options.maxReplyBytes,
         signal: call.signal,
         isContentPolicy,
       };

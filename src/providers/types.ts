@@ -40,6 +40,8 @@ export interface ProviderCall {
   /** The end user the client named, passed on where the upstream takes it (abuse monitoring). */
   user: string | undefined;
   signal: AbortSignal;
+  /** This call's time budget (the model's, see the catalog); the provider's default if unset. */
+  timeoutMs?: number;
 }
 
 /**
@@ -92,6 +94,8 @@ export interface HttpProviderOptions {
   dispatcher?: Dispatcher;
   /** Bounds the reply bytes held at once across the process (see net/byte-budget.ts). */
   byteBudget?: ByteBudget;
-  /** Upstream time budget for one call, in milliseconds. */
+  /** Upstream time budget for a call that names none, in milliseconds. */
   timeoutMs?: number;
+  /** Largest upstream reply read, in bytes. */
+  maxReplyBytes?: number;
 }

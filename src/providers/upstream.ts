@@ -13,6 +13,7 @@ import {
   upstreamFailed,
   upstreamRateLimited,
   upstreamTimeout,
+  upstreamUnavailable,
 } from "../errors.ts";
 import { type ByteBudget, inByteScope } from "../net/byte-budget.ts";
 import { type Deadline, startDeadline } from "../net/deadline.ts";
@@ -32,6 +33,8 @@ export interface UpstreamRequest {
   /** Where a successful reply takes its size before it is read (net/byte-budget.ts). */
   byteBudget?: ByteBudget;
   url: string;
+  /** Largest reply read; MAX_UPSTREAM_REPLY_BYTES by default. */
+  maxReplyBytes?: number;
   init: {
     method: "POST" | "GET";
     headers: Record<string, string>;
@@ -96,7 +99,7 @@ async function requestWithin(request: UpstreamRequest, deadline: Deadline): Prom
       bodyTimeout: request.timeoutMs,
     });
   } catch (error) {
-    throw failureOf(request, error, deadline);
+    throw failureOf(request, error, deadline, "sending");
   }
   let bytes: Buffer;
   let release: (() => void) | undefined;
@@ -108,11 +111,11 @@ async function requestWithin(request: UpstreamRequest, deadline: Deadline): Prom
         signal,
       );
     }
-    bytes = await readBoundedBytes(response, MAX_UPSTREAM_REPLY_BYTES);
+    bytes = await readBoundedBytes(response, request.maxReplyBytes ?? MAX_UPSTREAM_REPLY_BYTES);
   } catch (error) {
     release?.();
     response.body.destroy();
-    throw failureOf(request, error, deadline);
+    throw failureOf(request, error, deadline, "reading");
   } finally {
     // Without a scope (a provider used on its own) nobody else would give the hold back.
     if (!inByteScope()) release?.();
@@ -136,7 +139,27 @@ function headersOf(raw: Dispatcher.ResponseData["headers"]): Headers {
   return headers;
 }
 
-function failureOf(request: UpstreamRequest, error: unknown, deadline: Deadline): unknown {
+/** Socket errors that mean no connection was made, so the upstream never saw the request. */
+const NOT_CONNECTED = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/**
+ * What a transport failure tells the client, and the retry layer (images/retry.ts): only
+ * `upstream_unreachable` is certain the upstream never saw the request. A connection lost after
+ * the request went out may have left an image made and billed upstream.
+ */
+function failureOf(
+  request: UpstreamRequest,
+  error: unknown,
+  deadline: Deadline,
+  stage: "sending" | "reading",
+): unknown {
   if (request.signal.aborted) return request.signal.reason;
   if (error instanceof HubError) return error;
   if (deadline.timedOut) {
@@ -145,11 +168,31 @@ function failureOf(request: UpstreamRequest, error: unknown, deadline: Deadline)
       error,
     );
   }
-  return upstreamFailed(`Could not reach ${request.provider}.`, {
-    code: "upstream_unreachable",
+  if (stage === "sending" && errorCodes(error).some((code) => NOT_CONNECTED.has(code))) {
+    return upstreamFailed(`Could not reach ${request.provider}.`, {
+      code: "upstream_unreachable",
+      retryable: true,
+      cause: error,
+    });
+  }
+  return upstreamFailed(`The connection to ${request.provider} was lost before its reply ended.`, {
+    code: "upstream_connection_lost",
     retryable: true,
     cause: error,
   });
+}
+
+/** The `code`s along an error's cause chain (undici wraps socket errors). */
+function errorCodes(error: unknown): string[] {
+  const codes: string[] = [];
+  for (let at = error, depth = 0; at && typeof at === "object" && depth < 5; depth++) {
+    const code = (at as { code?: unknown }).code;
+    if (typeof code === "string") codes.push(code);
+    for (const inner of (at as { errors?: unknown[] }).errors ?? [])
+      codes.push(...errorCodes(inner));
+    at = (at as { cause?: unknown }).cause;
+  }
+  return codes;
 }
 
 /**
@@ -194,6 +237,29 @@ async function readBoundedBytes(
   return Buffer.concat([preallocated.subarray(0, copied), ...chunks], total);
 }
 
+/**
+ * Upstream messages reach clients and logs, and some repeat what the hub sent: OpenAI's 401
+ * names a masked key, a proxy may echo a whole one, a 429 names the operator's organization.
+ * The hub's own credentials are cut out exactly, and anything shaped like a key or an
+ * organization id as well.
+ */
+export function redactSecrets(message: string, secrets: readonly string[] = []): string {
+  let safe = message;
+  for (const secret of secrets) {
+    if (secret.length >= 8) safe = safe.split(secret).join("[redacted]");
+  }
+  return safe
+    .replace(/\b(?:sk|rk|pk)-[\w*.-]{6,}/g, "[redacted key]")
+    .replace(/\bAIza[\w-]{20,}/g, "[redacted key]")
+    .replace(/\borg-[A-Za-z0-9]{6,}/g, "org-[redacted]");
+}
+
+function credentialsOf(headers: Record<string, string> | undefined): string[] {
+  if (!headers) return [];
+  const bearer = headers.authorization?.replace(/^Bearer\s+/i, "");
+  return [bearer, headers["x-goog-api-key"]].filter((value): value is string => Boolean(value));
+}
+
 export function parseUpstreamError(text: string): UpstreamErrorBody {
   try {
     const body = JSON.parse(text) as { error?: Record<string, unknown> };
@@ -235,17 +301,24 @@ export function retryAfterSeconds(headers: Headers, now = Date.now()): number | 
  * message of an authentication failure, which is about the hub's credentials, not the client's.
  */
 export function errorFromUpstreamReply(
-  request: Pick<UpstreamRequest, "provider" | "isContentPolicy">,
+  request: Pick<UpstreamRequest, "provider" | "isContentPolicy"> & {
+    init?: Pick<UpstreamRequest["init"], "headers">;
+  },
   response: { status: number; headers: Headers },
   text: string,
 ): HubError {
   const status = response.status;
-  const upstream = parseUpstreamError(text);
+  const parsed = parseUpstreamError(text);
+  const upstream = {
+    ...parsed,
+    message: parsed.message && redactSecrets(parsed.message, credentialsOf(request.init?.headers)),
+  };
   const detail = upstream.message ? `: ${upstream.message}` : ".";
   const cause = { status, upstream };
   if (status === 401 || status === 403) {
     return upstreamFailed(`${request.provider} refused the hub's credentials.`, {
       code: "upstream_auth_failed",
+      upstreamStatus: status,
       cause,
     });
   }
@@ -277,6 +350,13 @@ export function errorFromUpstreamReply(
       cause,
     });
   }
+  if (status === 503) {
+    return upstreamUnavailable(
+      `${request.provider} is unavailable${detail}`,
+      retryAfterSeconds(response.headers),
+      cause,
+    );
+  }
   if (status === 504) {
     return upstreamTimeout(`${request.provider} timed out${detail}`, cause);
   }
@@ -284,6 +364,7 @@ export function errorFromUpstreamReply(
     code: "upstream_error",
     retryable: status >= 500,
     retryAfterSeconds: retryAfterSeconds(response.headers),
+    upstreamStatus: status,
     cause,
   });
 }

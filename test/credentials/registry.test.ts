@@ -127,6 +127,9 @@ describe("createProviderRegistry", () => {
         disabled: false,
         source: "environment",
         status: "active",
+        statusDetail: null,
+        statusSince: null,
+        statusUntil: null,
       },
     ]);
   });
@@ -267,5 +270,53 @@ describe("createProviderRegistry", () => {
     await registry.reload();
     assert.equal(registry.get("google")?.name, "google");
     assert.equal(registry.isConfigured("openai"), false);
+  });
+
+  it("disables a credential the upstream refuses (401), logs it by id, and moves on", async () => {
+    // Stored under B's simulator with A's key: B answers 401 Incorrect API key.
+    const refused = await store(sims.b, {
+      encryptedKey: vault.encrypt(KEY_A, "cred_refused"),
+      id: "cred_refused",
+      createdAt: Date.now() - 60_000,
+    });
+    await store(sims.c, { weight: 1 });
+    const warnings: Array<{ details: Record<string, unknown>; message: string }> = [];
+    const registry = registryOf({
+      // Refused first, then the other: the pick walks [0, 1) from the bottom.
+      random: () => 0,
+      log: { warn: (details, message) => warnings.push({ details, message }) },
+    });
+    await registry.reload();
+    await callMany(registry, 1);
+    assert.equal(callsTo(sims.b), 1);
+    assert.equal(callsTo(sims.c), 1, "the same call moved on to the next credential");
+
+    const warning = warnings.find((entry) => entry.details.credentialId === refused.id);
+    assert.ok(warning, JSON.stringify(warnings));
+    assert.match(warning.message, /disabled.*401/);
+    assert.ok(!JSON.stringify(warnings).includes(KEY_A), "the key itself is never logged");
+    const view = registry.list().find((entry) => entry.id === refused.id);
+    assert.equal(view?.status, "auth_failed");
+    assert.equal(
+      (await db.listCredentials()).find((r) => r.id === refused.id)?.disabledAt !== null,
+      true,
+    );
+
+    await callMany(registry, 3);
+    assert.equal(callsTo(sims.b), 1, "not called again");
+  });
+
+  it("a fallback can pin a credential of weight 0, which the rotation never picks", async () => {
+    const reserve = await store(sims.b, { weight: 0 });
+    await store(sims.a, { weight: 1 });
+    const registry = registryOf();
+    await registry.reload();
+    await callMany(registry, 4);
+    assert.equal(callsTo(sims.b), 0);
+    const pinned = registry.pinned(reserve.id);
+    assert.ok(pinned);
+    await pinned.generate(providerCall({ model: "dall-e-2", size: "256x256" }));
+    assert.equal(callsTo(sims.b), 1);
+    assert.equal(registry.pinned("cred_unknown"), undefined);
   });
 });

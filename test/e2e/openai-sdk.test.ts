@@ -694,14 +694,15 @@ describe("errors through the SDK's error classes", () => {
   });
 
   it("an upstream 429 is a RateLimitError with the upstream's Retry-After", async () => {
+    // A wait longer than the model's time budget: the hub passes it on instead of retrying.
     sim.failNext({
       status: 429,
-      headers: { "retry-after": "7" },
+      headers: { "retry-after": "600" },
       body: { error: { message: "Slow down", type: "requests", param: null, code: null } },
     });
     const error = await sdkError(() => client.images.generate({ model: "dall-e-2", prompt: "x" }));
     assert.ok(error instanceof OpenAI.RateLimitError);
-    assert.equal(error.headers?.get("retry-after"), "7");
+    assert.equal(error.headers?.get("retry-after"), "600");
   });
 });
 

@@ -125,6 +125,9 @@ describe("POST /api/admin/credentials", () => {
         disabled: false,
         source: "database",
         status: "active",
+        status_detail: null,
+        status_since: null,
+        status_until: null,
       },
     );
     const stored = (await hub.db.listCredentials()).find((record) => record.id === body.id);

@@ -134,6 +134,7 @@ function harness(
     // Unlimited keys: nothing reserved, the record written as it is (billing has its own tests).
     accounting: {
       reserve: async () => null,
+      costCeiling: () => 0,
       async record({ record }) {
         const complete = { ...record, costMicros: 0 };
         records.push(complete);
@@ -365,6 +366,7 @@ describe("all calls fail", () => {
       {
         accounting: {
           reserve: async () => null,
+          costCeiling: () => 0,
           record: async () => {
             throw new Error("disk full");
           },
@@ -761,5 +763,45 @@ describe("the real placeholder provider", () => {
       records.map((record) => record.status),
       ["succeeded", "succeeded"],
     );
+  });
+});
+
+describe("time budgets", () => {
+  /** The budget the provider was given for a request of `model`. */
+  async function budgetFor(model: string, overrides: Partial<ImageServiceDeps> = {}) {
+    const provider = fakeProvider(model, succeed);
+    const { service } = harness({ openai: provider, google: provider }, overrides);
+    await service.generate(PRINCIPAL, { model, prompt: "a lighthouse" }, signal());
+    const budget = provider.calls[0]?.timeoutMs;
+    assert.ok(budget !== undefined);
+    return budget;
+  }
+  // What is left of the budget when the call starts: a few ms below it at most.
+  const near = (actual: number, expected: number) =>
+    assert.ok(actual <= expected && actual > expected - 1000, `${actual} vs ${expected}`);
+
+  test("each model's comes from the catalog: minutes for GPT image, one for dall-e-2", async () => {
+    near(await budgetFor("dall-e-2"), 60_000);
+    near(await budgetFor("dall-e-3"), 120_000);
+    near(await budgetFor("gpt-image-1"), 300_000);
+    near(await budgetFor("gemini-3-pro-image-preview"), 180_000);
+  });
+
+  test("UPSTREAM_TIMEOUT_MS overrides every model's", async () => {
+    near(await budgetFor("gpt-image-1", { upstreamTimeoutMs: 5000 }), 5000);
+    near(await budgetFor("dall-e-2", { upstreamTimeoutMs: 5000 }), 5000);
+  });
+
+  test("a route's overrides both, for its model only", async () => {
+    const routes = {
+      routeFor: (model: string) => ({
+        model,
+        fallbacks: [],
+        timeoutMs: model === "gpt-image-1" ? 900_000 : null,
+        retryBillable: false,
+      }),
+    };
+    near(await budgetFor("gpt-image-1", { routes, upstreamTimeoutMs: 5000 }), 900_000);
+    near(await budgetFor("dall-e-2", { routes, upstreamTimeoutMs: 5000 }), 5000);
   });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -264,6 +264,130 @@ describe("image hosting", () => {
     });
     const { expiresAt } = await host.save(Buffer.from("x"), "image/png");
     assert.equal(expiresAt, now + 60_000);
+  });
+});
+
+describe("image hosting: what reaches the store", () => {
+  const secret = randomBytes(32);
+  const now = Date.UTC(2025, 0, 1, 12);
+  const future = String(now / 1000 + 600);
+
+  /** A store over a real one that records every key asked of it. */
+  async function spiedHost() {
+    const root = await mkdtemp(join(tmpdir(), "image-hub-spied-"));
+    const directory = join(root, "images");
+    const real = await createDiskBlobStore({ directory });
+    const opened: string[] = [];
+    const store: BlobStore = {
+      put: (key, bytes, meta) => real.put(key, bytes, meta),
+      open: (key) => {
+        opened.push(key);
+        return real.open(key);
+      },
+      delete: (key) => real.delete(key),
+      sweep: (time) => real.sweep(time),
+    };
+    const host = createImageHost({ store, secret, publicUrl: PUBLIC_URL, clock: () => now });
+    return { host, opened, root, cleanup: () => rm(root, { recursive: true, force: true }) };
+  }
+
+  /** What the hub would sign for `name`: a leaked key, or a bug in what it signs. */
+  function signedWithTheKey(name: string, expires = future) {
+    const signature = createHmac("sha256", secret)
+      .update(`image-hub/image-url/v1\n/files/images/${name}\n${expires}`)
+      .digest("base64url");
+    return { expires, signature };
+  }
+
+  test("forged and tampered URLs never reach the store", async () => {
+    const { host, opened, cleanup } = await spiedHost();
+    try {
+      const { url } = await host.save(Buffer.from("x"), "image/png");
+      const { name, query } = requestOf(url);
+      const otherKey = createHmac("sha256", randomBytes(32))
+        .update(`image-hub/image-url/v1\n/files/images/${name}\n${query.expires}`)
+        .digest("base64url");
+      for (const [label, candidateName, candidateQuery] of [
+        ["no signature", name, { expires: query.expires }],
+        ["garbage signature", name, { ...query, signature: "garbage" }],
+        ["another key's signature", name, { ...query, signature: otherKey }],
+        ["tampered id", `B${name.slice(1)}`, query],
+        ["tampered extension", name.replace(".png", ".jpg"), query],
+        ["tampered expiry", name, { ...query, expires: String(Number(query.expires) + 1) }],
+      ] as const) {
+        assertError(await host.resolve(candidateName, candidateQuery), 403, "invalid_signature");
+        assert.deepEqual(opened, [], label);
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test("names that are not image ids never reach the store, even signed with the key", async () => {
+    const { host, opened, cleanup } = await spiedHost();
+    const id = "A".repeat(22);
+    try {
+      for (const name of [
+        `../${id}.png`,
+        `..\\${id}.png`,
+        `/etc/passwd`,
+        `/${id}.png`,
+        `a/${id}.png`,
+        `${id}.png\0`,
+        `${id}\0.png`,
+        `%2e%2e%2f${id}.png`,
+        `${id}.png/..`,
+        `${id}.png.png`,
+        `${id}.PNG`,
+        `${id}.svg`,
+        `${id}.html`,
+        `${id}.sqlite`,
+        `${id}`,
+        `.png`,
+        `.${id}.png`,
+        `${id}A.png`,
+        `${"A".repeat(21)}.png`,
+        `${"A".repeat(10_000)}.png`,
+        `${"A".repeat(21)}\u00c5.png`,
+        "..",
+        ".",
+        "",
+      ]) {
+        assertError(await host.resolve(name, signedWithTheKey(name)), 404, "image_not_found");
+      }
+      assert.deepEqual(opened, []);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test("a file outside the store with an image's name is never served", async () => {
+    const { host, root, cleanup } = await spiedHost();
+    const id = "C".repeat(22);
+    try {
+      // Beside the store, where `../<id>.png` would lead if the name were used as a path.
+      await writeFile(join(root, `${id}.png`), "canary");
+      for (const name of [`../${id}.png`, join(root, `${id}.png`)]) {
+        assertError(await host.resolve(name, signedWithTheKey(name)), 404, "image_not_found");
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test("a validly signed URL past its expiry answers 410 while its image is still stored", async () => {
+    const { host, cleanup } = await spiedHost();
+    try {
+      const { url } = await host.save(Buffer.from("x"), "image/png");
+      const { name } = requestOf(url);
+      for (const expires of ["0", String(now / 1000), String(now / 1000 - 1)]) {
+        assertError(await host.resolve(name, signedWithTheKey(name, expires)), 410, "url_expired");
+      }
+      const image = assertImage(await host.resolve(name, signedWithTheKey(name)));
+      assert.deepEqual(await readAll(image.stream), Buffer.from("x"));
+    } finally {
+      await cleanup();
+    }
   });
 });
 

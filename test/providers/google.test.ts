@@ -508,7 +508,7 @@ describe("Google provider against the simulator", () => {
         hubError({
           status: 429,
           type: "rate_limit_error",
-          code: "rate_limit_exceeded",
+          code: "upstream_rate_limited",
           retryable: true,
           retryAfterSeconds: 7,
         }),

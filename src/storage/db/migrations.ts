@@ -91,4 +91,20 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: "model routes: fallbacks, timeouts, retry policy",
+    // `fallbacks` is a JSON array of {model, credentialId}: always read and written whole, and
+    // never queried into, so a child table would only add joins. `retry_billable` is 0 or 1, an
+    // INTEGER that both backends hand back as a number.
+    sql: `
+      CREATE TABLE model_routes (
+        model TEXT PRIMARY KEY,
+        fallbacks TEXT NOT NULL,
+        timeout_ms INTEGER CHECK (timeout_ms > 0),
+        retry_billable INTEGER NOT NULL DEFAULT 0 CHECK (retry_billable IN (0, 1)),
+        updated_at BIGINT NOT NULL
+      );
+    `,
+  },
 ];

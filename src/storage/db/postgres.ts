@@ -17,6 +17,8 @@ import {
   imagePriceValues,
   keyFromRow,
   keyValues,
+  modelRouteFromRow,
+  modelRouteValues,
   modelsToText,
   type Row,
   tokenPriceFromRow,
@@ -322,6 +324,24 @@ export async function openPostgresDatabase(
     },
     async deleteCredential(id) {
       return changed("DELETE FROM provider_credentials WHERE id = $1", [id]);
+    },
+
+    async listModelRoutes() {
+      const rows = await query('SELECT * FROM model_routes ORDER BY model COLLATE "C"');
+      return rows.map(modelRouteFromRow);
+    },
+    async putModelRoute(record) {
+      await pool.query(
+        `INSERT INTO model_routes (model, fallbacks, timeout_ms, retry_billable, updated_at)
+          VALUES ($1, $2, $3, $4, $5)
+          ON CONFLICT (model) DO UPDATE SET fallbacks = excluded.fallbacks,
+            timeout_ms = excluded.timeout_ms, retry_billable = excluded.retry_billable,
+            updated_at = excluded.updated_at`,
+        modelRouteValues(record),
+      );
+    },
+    async deleteModelRoute(model) {
+      return changed("DELETE FROM model_routes WHERE model = $1", [model]);
     },
 
     async close() {

@@ -4,8 +4,10 @@
  */
 import type {
   ApiKeyRecord,
+  FallbackTarget,
   ImagePrice,
   KeyRole,
+  ModelRouteRecord,
   ProviderCredentialRecord,
   TokenPrice,
   UsageRecord,
@@ -94,6 +96,43 @@ export function credentialFromRow(row: Row): ProviderCredentialRecord {
   };
 }
 
+export function modelRouteFromRow(row: Row): ModelRouteRecord {
+  return {
+    model: String(row.model),
+    fallbacks: fallbacksFromText(row.fallbacks),
+    timeoutMs: nullableNumber(row.timeout_ms),
+    retryBillable: Number(row.retry_billable) === 1,
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+/**
+ * The `fallbacks` column. Every image request routes through what this returns and the hub
+ * reads it at start, so a value it cannot make sense of (edited by hand, or written by a later
+ * version) must not throw: text that is not a JSON array reads as no fallbacks, and an entry
+ * without a model id is skipped, leaving the others in their order. At worst a route loses a
+ * fallback, which GET /api/admin/routes shows.
+ */
+export function fallbacksFromText(value: unknown): FallbackTarget[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(String(value));
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(parsed)) return [];
+  return parsed.flatMap((entry: unknown): FallbackTarget[] => {
+    if (typeof entry !== "object" || entry === null) return [];
+    const { model, credentialId } = entry as Record<string, unknown>;
+    if (typeof model !== "string" || model === "") return [];
+    // Missing reads as the provider's pool; anything but text as a bad entry.
+    if (credentialId !== undefined && credentialId !== null && typeof credentialId !== "string") {
+      return [];
+    }
+    return [{ model, credentialId: credentialId ?? null }];
+  });
+}
+
 /** A value as both drivers take it. */
 export type SqlValue = string | number | null;
 
@@ -152,6 +191,17 @@ export function credentialValues(record: ProviderCredentialRecord): SqlValue[] {
     record.weight,
     record.createdAt,
     record.disabledAt,
+  ];
+}
+
+export function modelRouteValues(record: ModelRouteRecord): SqlValue[] {
+  return [
+    record.model,
+    // Named fields only: whatever else a caller's objects carry stays out of the column.
+    JSON.stringify(record.fallbacks.map(({ model, credentialId }) => ({ model, credentialId }))),
+    record.timeoutMs,
+    record.retryBillable ? 1 : 0,
+    record.updatedAt,
   ];
 }
 

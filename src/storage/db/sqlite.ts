@@ -16,6 +16,8 @@ import {
   imagePriceValues,
   keyFromRow,
   keyValues,
+  modelRouteFromRow,
+  modelRouteValues,
   modelsToText,
   tokenPriceFromRow,
   tokenPriceValues,
@@ -107,6 +109,12 @@ export function openSqliteDatabase(file: string): Database {
     selectCredentials: db.prepare("SELECT * FROM provider_credentials ORDER BY created_at, id"),
     selectCredential: db.prepare("SELECT * FROM provider_credentials WHERE id = ?"),
     deleteCredential: db.prepare("DELETE FROM provider_credentials WHERE id = ?"),
+    selectModelRoutes: db.prepare("SELECT * FROM model_routes ORDER BY model"),
+    putModelRoute: db.prepare(`INSERT INTO model_routes (model, fallbacks, timeout_ms,
+      retry_billable, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (model) DO UPDATE SET
+      fallbacks = excluded.fallbacks, timeout_ms = excluded.timeout_ms,
+      retry_billable = excluded.retry_billable, updated_at = excluded.updated_at`),
+    deleteModelRoute: db.prepare("DELETE FROM model_routes WHERE model = ?"),
   };
 
   const findKey = (id: string) => {
@@ -287,6 +295,16 @@ export function openSqliteDatabase(file: string): Database {
     },
     async deleteCredential(id) {
       return Number(statements.deleteCredential.run(id).changes) === 1;
+    },
+
+    async listModelRoutes() {
+      return statements.selectModelRoutes.all().map(modelRouteFromRow);
+    },
+    async putModelRoute(record) {
+      statements.putModelRoute.run(...modelRouteValues(record));
+    },
+    async deleteModelRoute(model) {
+      return Number(statements.deleteModelRoute.run(model).changes) === 1;
     },
 
     async close() {

@@ -115,6 +115,27 @@ export interface ProviderCredentialRecord {
   disabledAt: number | null;
 }
 
+/** One step of a model's fallback list: another model, optionally on one named credential. */
+export interface FallbackTarget {
+  /** A catalog model id. */
+  model: string;
+  /** A provider credential id (`env:openai` or a stored one); null for the provider's pool. */
+  credentialId: string | null;
+}
+
+/** How calls to one model are routed, as an admin configured it (images/routes.ts). */
+export interface ModelRouteRecord {
+  /** The catalog model id. */
+  model: string;
+  /** Tried in order when the model's own calls fail in a way that allows it. */
+  fallbacks: FallbackTarget[];
+  /** Time budget of the model's upstream calls, ms; null for the default. */
+  timeoutMs: number | null;
+  /** Retry and fall back even after failures that may have produced a billable image. */
+  retryBillable: boolean;
+  updatedAt: number;
+}
+
 export interface Database {
   readonly kind: "sqlite" | "postgres";
 
@@ -182,6 +203,12 @@ export interface Database {
     changes: Partial<Pick<ProviderCredentialRecord, "name" | "weight" | "disabledAt">>,
   ): Promise<ProviderCredentialRecord | undefined>;
   deleteCredential(id: string): Promise<boolean>;
+
+  // Model routes (timeouts, fallbacks, retry policy)
+  listModelRoutes(): Promise<ModelRouteRecord[]>;
+  /** Creates or replaces the route of `record.model`. */
+  putModelRoute(record: ModelRouteRecord): Promise<void>;
+  deleteModelRoute(model: string): Promise<boolean>;
 
   close(): Promise<void>;
 }

@@ -13,7 +13,9 @@ import { openPostgresDatabase } from "../../../src/storage/db/postgres.ts";
 import type {
   ApiKeyRecord,
   Database,
+  FallbackTarget,
   ImagePrice,
+  ModelRouteRecord,
   ProviderCredentialRecord,
   TokenPrice,
   UsageRecord,
@@ -38,6 +40,7 @@ const postgres = backends.find((backend) => backend.name === "postgres");
 const TABLES = [
   "api_keys",
   "image_prices",
+  "model_routes",
   "provider_credentials",
   "reservations",
   "schema_migrations",
@@ -120,6 +123,20 @@ function credential(overrides: Partial<ProviderCredentialRecord> = {}): Provider
     weight: 1,
     createdAt: T0,
     disabledAt: null,
+    ...overrides,
+  };
+}
+
+function route(overrides: Partial<ModelRouteRecord> = {}): ModelRouteRecord {
+  return {
+    model: "dall-e-3",
+    fallbacks: [
+      { model: "gpt-image-1", credentialId: null },
+      { model: "dall-e-3", credentialId: "cred_backup" },
+    ],
+    timeoutMs: 90_000,
+    retryBillable: false,
+    updatedAt: T0,
     ...overrides,
   };
 }
@@ -719,6 +736,127 @@ for (const backend of backends) {
         assert.equal(await db().deleteCredential("c1"), true);
         assert.equal(await db().deleteCredential("c1"), false);
         assert.deepEqual(await db().listCredentials(), [enabled]);
+      });
+    });
+
+    describe("model routes", () => {
+      it("puts, replaces, lists by model and deletes", async () => {
+        const dalle = route();
+        const imagen = route({
+          model: "imagen-4.0-generate-001",
+          fallbacks: [],
+          timeoutMs: null,
+          retryBillable: true,
+          updatedAt: T0 + 1,
+        });
+        const gemini = route({ model: "gemini-2.5-flash-image", fallbacks: [], updatedAt: T0 + 2 });
+        for (const record of [imagen, dalle, gemini]) await db().putModelRoute(record);
+        assert.deepEqual(await db().listModelRoutes(), [dalle, gemini, imagen]);
+
+        const replaced = route({
+          fallbacks: [{ model: "imagen-4.0-generate-001", credentialId: "env:google" }],
+          timeoutMs: null,
+          retryBillable: true,
+          updatedAt: T0 + 5,
+        });
+        await db().putModelRoute(replaced);
+        assert.deepEqual(await db().listModelRoutes(), [replaced, gemini, imagen]);
+        assert.equal(await count("model_routes"), 3);
+
+        assert.equal(await db().deleteModelRoute("dall-e-3"), true);
+        assert.equal(await db().deleteModelRoute("dall-e-3"), false);
+        assert.equal(await db().deleteModelRoute("no-such-model"), false);
+        assert.deepEqual(await db().listModelRoutes(), [gemini, imagen]);
+      });
+
+      it("orders by model id bytewise, whatever the collation", async () => {
+        const models = ["local/placeholder", "dall-e-2", "gpt-image-1", "Z-model", "a_model"];
+        for (const model of models) await db().putModelRoute(route({ model }));
+        assert.deepEqual(
+          (await db().listModelRoutes()).map((record) => record.model),
+          ["Z-model", "a_model", "dall-e-2", "gpt-image-1", "local/placeholder"],
+        );
+      });
+
+      it("keeps the fallback list exactly, in order, through JSON and a restart", async () => {
+        const record = route({
+          fallbacks: [
+            { model: "gpt-image-1", credentialId: 'cred_"quoted" ünïcode \\ ✓' },
+            { model: "gpt-image-1", credentialId: null },
+            { model: "local/placeholder", credentialId: null },
+            { model: "dall-e-3", credentialId: "env:openai" },
+            { model: "gemini-2.5-flash-image", credentialId: "cred_g" },
+          ],
+          timeoutMs: 3_600_000,
+          retryBillable: true,
+        });
+        // Fields beyond the record's own are not stored.
+        const extra = { ...record.fallbacks[0], provider: "openai" } as FallbackTarget;
+        await db().putModelRoute({ ...record, fallbacks: [extra, ...record.fallbacks.slice(1)] });
+        assert.deepEqual(await db().listModelRoutes(), [record]);
+        await opened?.reopen();
+        assert.deepEqual(await db().listModelRoutes(), [record]);
+      });
+
+      it("lists a route whose stored fallbacks are unreadable, dropping what it cannot read", async () => {
+        for (const model of ["m1", "m2", "m3", "m4"]) await db().putModelRoute(route({ model }));
+        const set = (model: string, text: string) =>
+          query(`UPDATE model_routes SET fallbacks = '${text}' WHERE model = '${model}'`);
+        await set("m1", "not json [");
+        await set("m2", '{"model":"gpt-image-1","credentialId":null}');
+        await set(
+          "m3",
+          '[{"model":"a","credentialId":null}, 5, null, "b", {"model":3}, {"model":""}, {"credentialId":"c"}, {"model":"d","credentialId":7}, {"model":"e"}, {"model":"f","credentialId":"cred_f","extra":1}]',
+        );
+        await set("m4", "null");
+        const routes = await db().listModelRoutes();
+        assert.deepEqual(
+          routes.map((record) => [record.model, record.fallbacks]),
+          [
+            ["m1", []],
+            ["m2", []],
+            [
+              "m3",
+              [
+                { model: "a", credentialId: null },
+                { model: "e", credentialId: null },
+                { model: "f", credentialId: "cred_f" },
+              ],
+            ],
+            ["m4", []],
+          ],
+        );
+        // The rest of each row is intact.
+        assert.ok(routes.every((record) => record.timeoutMs === 90_000 && !record.retryBillable));
+      });
+
+      it("refuses a timeout of zero or less and a retry flag other than 0 or 1", async () => {
+        await assert.rejects(db().putModelRoute(route({ timeoutMs: 0 })));
+        await db().putModelRoute(route());
+        await assert.rejects(query("UPDATE model_routes SET retry_billable = 2"));
+        assert.deepEqual(await db().listModelRoutes(), [route()]);
+      });
+
+      it("a store of version 2 migrates to routes and keeps its data", async () => {
+        await db().createKey(key({ balanceMicros: 5 }));
+        await db().createCredential(credential());
+        await db().putModelRoute(route());
+        // Back to what version 2 left: no routes table, no version 3.
+        await query("DROP TABLE model_routes");
+        await query("DELETE FROM schema_migrations WHERE version = 3");
+
+        await opened?.reopen();
+        assert.deepEqual(
+          (await query("SELECT version FROM schema_migrations ORDER BY version")).map((row) =>
+            Number(row.version),
+          ),
+          MIGRATIONS.map((migration) => migration.version),
+        );
+        assert.deepEqual(await db().listModelRoutes(), []);
+        assert.equal(await balance(), 5);
+        assert.deepEqual(await db().listCredentials(), [credential()]);
+        await db().putModelRoute(route());
+        assert.deepEqual(await db().listModelRoutes(), [route()]);
       });
     });
   });
