@@ -159,8 +159,19 @@ export function registerCredentialRoutes(
     },
     async (request) => {
       const { id } = request.params;
-      refuseEnvironment(id);
       const { name, weight, disabled } = request.body;
+      if (
+        id.startsWith("env:") &&
+        disabled === false &&
+        name === undefined &&
+        weight === undefined
+      ) {
+        // An environment key the upstream refused (401) comes back only this way, or by restart.
+        registry.resetHealth(id);
+        request.log.info({ credentialId: id }, "credential enabled again");
+        return present(viewOf(registry, id));
+      }
+      refuseEnvironment(id);
       const changes: Parameters<Database["updateCredential"]>[1] = {};
       if (name !== undefined) changes.name = name;
       if (weight !== undefined) changes.weight = weight;

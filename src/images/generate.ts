@@ -196,8 +196,19 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       // A client that has gone gets nothing stored or counted as delivered for it.
       signal.throwIfAborted();
 
-      const made = calls.flatMap((call) => (call.status === "fulfilled" ? call.value.images : []));
+      const answered = calls.flatMap((call) =>
+        call.status === "fulfilled" ? call.value.images : [],
+      );
+      // Only what starts like an image counts as made: a proxy's error page in a 200, say, is not.
+      const made = answered.filter(startsLikeAnImage);
       const errors = rejections(calls);
+      if (made.length < answered.length) {
+        errors.push(
+          upstreamFailed("The upstream answered with data that is not an image.", {
+            code: "upstream_invalid_response",
+          }),
+        );
+      }
       if (made.length === 0) throw mostTellingError(errors, signal);
       if (made.length < job.n) {
         partialCode = errors.length > 0 ? errorCodeOf(mostTellingError(errors, signal)) : undefined;
@@ -424,6 +435,21 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
   }
 
   return { generate, isProviderConfigured };
+}
+
+/**
+ * Whether an image's first bytes are those of a PNG, JPEG or WebP. Base64 is checked by its head
+ * alone (24 characters, 18 bytes), so megabytes are never decoded just to look; URLs are
+ * checked once fetched.
+ */
+function startsLikeAnImage(image: ProviderImage): boolean {
+  if (image.kind === "url") return true;
+  if (image.kind === "bytes") return sniffImageType(image.bytes) !== undefined;
+  const head =
+    typeof image.base64 === "string"
+      ? image.base64.slice(0, 24)
+      : image.base64.subarray(0, 24).toString("latin1");
+  return sniffImageType(Buffer.from(head, "base64")) !== undefined;
 }
 
 function rejections(calls: PromiseSettledResult<unknown>[]): unknown[] {

@@ -689,6 +689,14 @@ describe("errors through the SDK's error classes", () => {
     assert.ok(error instanceof OpenAI.InternalServerError);
     assert.equal(error.status, 502);
     assert.equal(error.code, "upstream_auth_failed");
+    // The hub disabled its credential on that 401; the admin enables it again.
+    const enabled = await fetch(`${hub.url}/api/admin/credentials/env:openai`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${hub.adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ disabled: false }),
+    });
+    assert.equal(enabled.status, 200);
+    assert.equal(((await enabled.json()) as { status: string }).status, "active");
     assert.ok(!error.message.includes(sim.apiKey));
     assert.ok(!JSON.stringify(error.error).includes(sim.apiKey));
   });
@@ -701,7 +709,7 @@ describe("errors through the SDK's error classes", () => {
       body: { error: { message: "Slow down", type: "requests", param: null, code: null } },
     });
     const error = await sdkError(() => client.images.generate({ model: "dall-e-2", prompt: "x" }));
-    assert.ok(error instanceof OpenAI.RateLimitError);
+    assert.ok(error instanceof OpenAI.RateLimitError, `${error.status} ${error.message}`);
     assert.equal(error.headers?.get("retry-after"), "600");
   });
 });
