@@ -805,3 +805,41 @@ describe("time budgets", () => {
     near(await budgetFor("dall-e-2", { routes, upstreamTimeoutMs: 5000 }), 5000);
   });
 });
+
+describe("replies that are not images", () => {
+  const html = Buffer.from("<html><body>502 Bad Gateway</body></html>").toString("base64");
+
+  test("base64 that does not start like an image is an upstream_invalid_response", async () => {
+    const provider = fakeProvider("openai", async (call) => base64Images(call.count, html));
+    const { service, records } = harness({ openai: provider });
+    await rejectsWith(
+      service.generate(
+        PRINCIPAL,
+        { prompt: "a lighthouse", response_format: "b64_json" },
+        signal(),
+      ),
+      { status: 502, code: "upstream_invalid_response" },
+    );
+    assert.equal(onlyRecord(records).errorCode, "upstream_invalid_response");
+  });
+
+  test("among real images, only the real ones are delivered and counted", async () => {
+    const provider = fakeProvider("openai", async () => ({
+      ...base64Images(1),
+      images: [...base64Images(1).images, ...base64Images(1, html).images],
+    }));
+    const { service, records } = harness({ openai: provider });
+    const result = await service.generate(
+      PRINCIPAL,
+      { prompt: "a lighthouse", n: 2, response_format: "b64_json" },
+      signal(),
+    );
+    assert.equal(result.data.length, 1);
+    assert.deepEqual(result.partial, {
+      requested: 2,
+      delivered: 1,
+      errorCode: "upstream_invalid_response",
+    });
+    assert.equal(onlyRecord(records).imagesDelivered, 1);
+  });
+});
