@@ -13,9 +13,7 @@ export type OpenAIErrorType =
   | "not_found_error"
   | "rate_limit_error"
   | "insufficient_quota"
-  | "server_error"
-  | "upstream_error"
-  | "timeout_error";
+  | "server_error";
 
 export interface HubErrorOptions {
   status: number;
@@ -133,7 +131,7 @@ export function upstreamFailed(
 ) {
   return new HubError(message, {
     status: 502,
-    type: "upstream_error",
+    type: "server_error",
     code: options.code ?? "upstream_error",
     retryable: options.retryable ?? false,
     retryAfterSeconds: options.retryAfterSeconds,
@@ -146,7 +144,7 @@ export function upstreamFailed(
 export function upstreamUnavailable(message: string, retryAfterSeconds?: number, cause?: unknown) {
   return new HubError(message, {
     status: 503,
-    type: "upstream_error",
+    type: "server_error",
     code: "upstream_unavailable",
     retryable: true,
     retryAfterSeconds,
@@ -159,7 +157,7 @@ export function upstreamUnavailable(message: string, retryAfterSeconds?: number,
 export function upstreamTimeout(message: string, cause?: unknown) {
   return new HubError(message, {
     status: 504,
-    type: "timeout_error",
+    type: "server_error",
     code: "upstream_timeout",
     retryable: true,
     cause,

@@ -239,9 +239,9 @@ async function readBoundedBytes(
 
 /**
  * Upstream messages reach clients and logs, and some repeat what the hub sent: OpenAI's 401
- * names a masked key, a proxy may echo a whole one, a 429 names the operator's organization.
- * The hub's own credentials are cut out exactly, and anything shaped like a key or an
- * organization id as well.
+ * names a masked key, a proxy may echo a whole one or name the address it could not reach, a
+ * 429 names the operator's organization. The hub's own credentials are cut out exactly, and
+ * anything shaped like a key, a URL, an IP address or an organization id as well.
  */
 export function redactSecrets(message: string, secrets: readonly string[] = []): string {
   let safe = message;
@@ -249,6 +249,9 @@ export function redactSecrets(message: string, secrets: readonly string[] = []):
     if (secret.length >= 8) safe = safe.split(secret).join("[redacted]");
   }
   return safe
+    .replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>)]+/gi, "[url]")
+    .replace(/\[[0-9a-f:.]*:[0-9a-f:.]*\](?::\d+)?/gi, "[address]")
+    .replace(/\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b/g, "[address]")
     .replace(/\b(?:sk|rk|pk)-[\w*.-]{6,}/g, "[redacted key]")
     .replace(/\bAIza[\w-]{20,}/g, "[redacted key]")
     .replace(/\borg-[A-Za-z0-9]{6,}/g, "org-[redacted]");

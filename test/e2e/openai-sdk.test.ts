@@ -670,7 +670,7 @@ describe("errors through the SDK's error classes", () => {
     const error = await sdkError(() => client.images.generate({ model: "dall-e-2", prompt: "x" }));
     assert.ok(error instanceof OpenAI.InternalServerError);
     assert.equal(error.status, 502);
-    assert.equal(error.type, "upstream_error");
+    assert.equal(error.type, "server_error");
   });
 
   it("an upstream 401 is a 502 that does not show the hub's provider key", async () => {

@@ -297,7 +297,7 @@ describe("Google provider against the simulator", () => {
       });
       await assert.rejects(
         google.generate(callOf()),
-        hubError({ status: 502, code: "upstream_no_image", type: "upstream_error" }),
+        hubError({ status: 502, code: "upstream_no_image", type: "server_error" }),
       );
     });
 
@@ -452,7 +452,7 @@ describe("Google provider against the simulator", () => {
     it("maps a wrong key (400 API_KEY_INVALID) to an auth failure without Google's message", async () => {
       const wrong = createGoogleProvider({ apiKey: "not-the-key", baseURL: sim.baseURL });
       await assert.rejects(wrong.generate(callOf()), (error: unknown) => {
-        hubError({ status: 502, type: "upstream_error", code: "upstream_auth_failed" })(error);
+        hubError({ status: 502, type: "server_error", code: "upstream_auth_failed" })(error);
         assert.doesNotMatch((error as Error).message, /API key not valid/);
         assert.doesNotMatch(JSON.stringify((error as HubError).toJSON()), /not-the-key|API key/);
         return true;
@@ -524,7 +524,7 @@ describe("Google provider against the simulator", () => {
       });
       await assert.rejects(
         google.generate(callOf({ model: "imagen-4.0-generate-001" })),
-        hubError({ status: 502, type: "upstream_error", retryable: true }),
+        hubError({ status: 502, type: "server_error", retryable: true }),
       );
     });
 
