@@ -25,7 +25,7 @@ import { registerCredentialRoutes } from "./http/admin-credentials.ts";
 import { registerPriceRoutes } from "./http/admin-prices.ts";
 import { registerModelRouteRoutes } from "./http/admin-routes.ts";
 import { createAuthHooks } from "./http/auth.ts";
-import { registerErrorHandling, toHubError } from "./http/errors.ts";
+import { handleClientError, registerErrorHandling, toHubError } from "./http/errors.ts";
 import { registerFileRoutes } from "./http/files.ts";
 import { registerGracefulClose } from "./http/graceful-close.ts";
 import { registerHealthRoutes } from "./http/health.ts";
@@ -77,6 +77,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     ajv: { customOptions: { allErrors: false, coerceTypes: false } },
     // The router's own refusals (a malformed escape, an over-long parameter) in the OpenAI
     // shape too: they happen before any route, so the error handler never sees them.
+    // Bytes Node cannot parse as HTTP (after a short Content-Length, say) get the shape too.
+    clientErrorHandler: handleClientError,
     frameworkErrors: (error, _request, reply) => {
       const hubError = toHubError(error);
       (reply as unknown as FastifyReply).code(hubError.status).send(hubError.toJSON());

@@ -3,24 +3,45 @@
  * `{"error":{"message","type","param","code"}}` with the right status. A 5xx of ours says
  * nothing of its cause; the cause goes to the log.
  */
+import type { Socket } from "node:net";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { HubError, internalError, invalidRequest, tooLarge } from "../errors.ts";
 
 interface SchemaError {
   instancePath?: string;
+  /** Set on the errors of `propertyNames`: the name that is not allowed. */
+  propertyName?: string;
   keyword?: string;
   message?: string;
   params?: Record<string, unknown>;
 }
 
-/** Messages for schema rules whose generic wording would not help a client. */
-const FRIENDLY_MESSAGES: Record<string, string> = {
-  "size:pattern": "must be WIDTHxHEIGHT such as 1024x1024, or auto",
+/** Messages and codes for schema rules whose generic wording would not help a client. */
+const FRIENDLY: Record<string, { message: (params: SchemaParams) => string; code?: string }> = {
+  "size:pattern": { message: () => "must be WIDTHxHEIGHT such as 1024x1024, or auto" },
+  "prompt:maxLength": {
+    message: (params) => `must be at most ${String(params.limit)} characters`,
+    code: "string_above_max_length",
+  },
+  "image:maxItems": {
+    message: (params) => `at most ${String(params.limit)} input images are accepted`,
+    code: "too_many_images",
+  },
 };
+
+type SchemaParams = Record<string, unknown>;
+
+const MAX_NAME_SHOWN = 100;
 
 /** Turns schema validation errors (ajv) into one 400 naming the parameter, as OpenAI does. */
 export function validationError(errors: readonly SchemaError[], part = "body"): HubError {
-  const first = errors.find((error) => error.keyword !== "anyOf") ?? errors[0];
+  const unknown = errors.find((error) => error.propertyName !== undefined)?.propertyName;
+  if (unknown !== undefined) {
+    // A name is as long as the client made it; no parameter is longer than this.
+    const name = unknown.length > MAX_NAME_SHOWN ? `${unknown.slice(0, MAX_NAME_SHOWN)}…` : unknown;
+    return invalidRequest(`Unknown parameter: '${name}'.`, name, "unknown_parameter");
+  }
+  const first = primaryError(errors);
   const missing = first?.params?.missingProperty;
   const pathParam = (first?.instancePath ?? "")
     .split("/")
@@ -36,17 +57,51 @@ export function validationError(errors: readonly SchemaError[], part = "body"): 
     );
   }
   const name = param ?? part;
+  const friendly = FRIENDLY[`${name}:${first?.keyword}`];
   const allowed = errors
     .filter((error) => error.instancePath === first?.instancePath && error.keyword === "const")
     .map((error) => String(error.params?.allowedValue));
   const detail =
     allowed.length > 0
       ? `must be one of ${allowed.join(", ")}`
-      : (FRIENDLY_MESSAGES[`${name}:${first?.keyword}`] ?? first?.message ?? "is not valid");
-  return invalidRequest(`Invalid '${name}': ${detail}.`, param, "invalid_value");
+      : (friendly?.message(first?.params ?? {}) ??
+        unionTypeMessage(errors, first) ??
+        first?.message ??
+        "is not valid");
+  return invalidRequest(`Invalid '${name}': ${detail}.`, param, friendly?.code ?? "invalid_value");
 }
 
-export function toHubError(error: FastifyError | Error): HubError {
+/**
+ * The error that says what is wrong. For a union (`image`: a string or an array) ajv reports
+ * every branch; the branch whose type matched tells the real fault (too many items), not the
+ * branch of another type ("must be string").
+ */
+function primaryError(errors: readonly SchemaError[]): SchemaError | undefined {
+  const union = errors.find((error) => error.keyword === "anyOf");
+  const branches = errors.filter((error) => error.keyword !== "anyOf");
+  if (!union) return branches[0] ?? errors[0];
+  const otherType = (error: SchemaError) =>
+    error.keyword === "type" && error.instancePath === union.instancePath;
+  return branches.find((error) => !otherType(error)) ?? branches[0] ?? union;
+}
+
+/** "must be string or array" when a value matches no branch of a union by its type. */
+function unionTypeMessage(
+  errors: readonly SchemaError[],
+  first: SchemaError | undefined,
+): string | undefined {
+  if (first?.keyword !== "type") return undefined;
+  const types = errors
+    .filter((error) => error.keyword === "type" && error.instancePath === first.instancePath)
+    .map((error) => String(error.params?.type));
+  return types.length > 1 ? `must be ${[...new Set(types)].join(" or ")}` : undefined;
+}
+
+/**
+ * Any error as the HubError a client sees. `bodyLimit` (the route's, in bytes) is named in the
+ * 413 of a body over it.
+ */
+export function toHubError(error: FastifyError | Error, bodyLimit?: number): HubError {
   if (error instanceof HubError) return error;
   const fastifyError = error as FastifyError & { validation?: SchemaError[] };
   if (fastifyError.validation) {
@@ -70,7 +125,10 @@ export function toHubError(error: FastifyError | Error): HubError {
         "invalid_json",
       );
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return tooLarge("The request body is larger than this hub accepts.", null);
+      return tooLarge(
+        `The request body is larger than this hub accepts${bodyLimit ? ` (${bodyLimit} bytes)` : ""}.`,
+        null,
+      );
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new HubError(
         "Unsupported Content-Type: send application/json (or multipart/form-data for edits).",
@@ -92,7 +150,7 @@ export function toHubError(error: FastifyError | Error): HubError {
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const hubError = toHubError(error);
+    const hubError = toHubError(error, request.routeOptions.bodyLimit);
     if (hubError.status >= 500) {
       request.log.error({ err: error }, "request failed");
     } else {
@@ -115,4 +173,53 @@ export function registerErrorHandling(app: FastifyInstance): void {
     );
     return reply.status(404).send(error.toJSON());
   });
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node cannot parse as HTTP (bytes after a body shorter
+ * than its Content-Length, a header over the size limit, a request not received in time) gets
+ * its reply in the OpenAI shape too, written on the socket, which is then closed, as Fastify's
+ * default handler does.
+ */
+export function handleClientError(error: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has nobody to answer.
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, reason, hubError] = clientErrorReply(error.code);
+  if (socket.writable) {
+    const body = JSON.stringify(hubError.toJSON());
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}
+
+function clientErrorReply(code: string | undefined): [number, string, HubError] {
+  const error = (status: number, message: string, errorCode: string) =>
+    new HubError(message, { status, type: "invalid_request_error", code: errorCode });
+  switch (code) {
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return [
+        408,
+        "Request Timeout",
+        error(408, "The request was not received in time.", "request_timeout"),
+      ];
+    case "HPE_HEADER_OVERFLOW":
+      return [
+        431,
+        "Request Header Fields Too Large",
+        error(431, "The request headers are larger than this hub accepts.", "headers_too_large"),
+      ];
+    default:
+      return [
+        400,
+        "Bad Request",
+        error(
+          400,
+          "The request is not valid HTTP/1.1: check its request line, headers and Content-Length.",
+          "invalid_http",
+        ),
+      ];
+  }
 }

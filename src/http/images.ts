@@ -5,21 +5,23 @@
  */
 import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { type Static, Type } from "typebox";
+import type { Static } from "typebox";
 import { HubError, invalidRequest } from "../errors.ts";
 import type { GenerationResult, ImageService } from "../images/generate.ts";
 import type { ImageJobRequest } from "../images/plan.ts";
-import { ErrorResponse, ImageGenerationBody, ImageResponse } from "../images/schema.ts";
+import {
+  ErrorResponse,
+  ImageEditFormFields,
+  ImageGenerationBody,
+  ImageResponse,
+} from "../images/schema.ts";
 import { runInByteScope } from "../net/byte-budget.ts";
 import { type AuthHooks, principalOf } from "./auth.ts";
 import { validationError } from "./errors.ts";
 import { imageReplyPieces } from "./image-reply.ts";
-import { readMultipartEdit } from "./multipart.ts";
+import { type FormLimits, formLimitsOfApp, readMultipartEdit } from "./multipart.ts";
 
 const PREFIXES = ["/api", "/v1"] as const;
-
-/** Multipart edit fields other than the files, validated with the same rules as JSON. */
-const EditFormFields = Type.Omit(ImageGenerationBody, ["image", "mask"]);
 
 const errorResponses = {
   400: ErrorResponse,
@@ -36,6 +38,7 @@ export function registerImageRoutes(
   options: { images: ImageService; auth: AuthHooks },
 ): void {
   const { images, auth } = options;
+  const formLimits = formLimitsOfApp(app);
 
   for (const prefix of PREFIXES) {
     app.post<{ Body: Static<typeof ImageGenerationBody> }>(
@@ -69,18 +72,27 @@ export function registerImageRoutes(
         },
       },
       async (request, reply) => {
-        const body = await readEditRequest(request);
+        const body = await readEditRequest(request, reply, formLimits);
         return sendResult(reply, await generateFor(images, request, reply, body));
       },
     );
   }
 }
 
-async function readEditRequest(request: FastifyRequest): Promise<ImageJobRequest> {
+async function readEditRequest(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  formLimits: FormLimits,
+): Promise<ImageJobRequest> {
   let body: Record<string, unknown>;
   let fields: Record<string, unknown>;
   if (request.isMultipart()) {
-    body = await readMultipartEdit(request);
+    body = await readMultipartEdit(request, formLimits).catch((error: unknown) => {
+      // The rest of a body refused midway is not read; closing the connection after the reply
+      // frees it at once instead of waiting for a client that may stream for ever.
+      if (!request.raw.complete) reply.header("connection", "close");
+      throw error;
+    });
     const { image: _image, mask: _mask, ...rest } = body;
     fields = rest;
   } else {
@@ -88,7 +100,7 @@ async function readEditRequest(request: FastifyRequest): Promise<ImageJobRequest
     fields = body;
   }
   const validate = request.compileValidationSchema(
-    request.isMultipart() ? EditFormFields : ImageGenerationBody,
+    request.isMultipart() ? ImageEditFormFields : ImageGenerationBody,
     "body",
   );
   if (!validate(fields)) throw validationError(validate.errors ?? []);

@@ -125,6 +125,9 @@ function wrap(text: string, width: number, maxLines: number): string[] {
   return lines;
 }
 
+/** Text as SVG may carry it: markup escaped, and characters XML forbids (C0 controls) as `?`. */
 function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (char) => `&#${char.charCodeAt(0)};`);
+  return text
+    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, "?")
+    .replace(/[<>&"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }
