@@ -310,7 +310,8 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     const now = clock();
     health.set(entry.id, {
       state: "auth_failed",
-      detail: "The upstream answered 401: it does not accept this key. Replace the key, then enable the credential.",
+      detail:
+        "The upstream answered 401: it does not accept this key. Replace the key, then enable the credential.",
       since: now,
       until: null,
     });
@@ -402,7 +403,8 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   }
 
   function withHealth(view: CredentialView): CredentialView {
-    const known = view.status === "active" || view.status === "disabled" ? healthOf(view.id) : undefined;
+    const known =
+      view.status === "active" || view.status === "disabled" ? healthOf(view.id) : undefined;
     if (!known) return { ...view };
     return {
       ...view,

@@ -174,6 +174,8 @@ function sendResult(reply: FastifyReply, result: GenerationResult) {
     );
   }
   reply.header("x-image-hub-model", result.job.model.id);
+  // The usage record's id: a client (or an audit) can match every reply to its ledger row.
+  reply.header("x-image-hub-record-id", result.recordId);
   const pieces = imageReplyPieces(result);
   const length = pieces.reduce((sum, piece) => sum + piece.length, 0);
   return reply

@@ -127,7 +127,10 @@ function wrap(text: string, width: number, maxLines: number): string[] {
 
 /** Text as SVG may carry it: markup escaped, and characters XML forbids (C0 controls) as `?`. */
 function escapeXml(text: string): string {
-  return text
-    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, "?")
-    .replace(/[<>&"']/g, (char) => `&#${char.charCodeAt(0)};`);
+  return (
+    text
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
+      .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, "?")
+      .replace(/[<>&"']/g, (char) => `&#${char.charCodeAt(0)};`)
+  );
 }

@@ -1,72 +1,43 @@
 /**
  * The hub as its own process, as `npm start` runs it: nothing of the test runner's globals can
  * mask a difference (undici's FormData once worked in-process and failed in a real hub).
+ * Shutdown and crashes of the process have files of their own (shutdown.test.ts, crash.test.ts).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
+import { type HubProcess, startHubProcess } from "../helpers/hub-process.ts";
 import { type OpenAISimulator, startOpenAISimulator } from "../sim/openai.ts";
 
 const ADMIN_KEY = "process-test-admin-key";
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 describe("the hub as a process", { timeout: 60_000 }, () => {
   let sim: OpenAISimulator;
-  let hub: ChildProcess;
+  let hub: HubProcess;
   let dataDir: string;
-  let base: string;
-  let output = "";
 
   before(async () => {
     sim = await startOpenAISimulator();
     dataDir = await mkdtemp(path.join(os.tmpdir(), "image-hub-process-"));
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    hub = spawn(process.execPath, ["src/main.ts"], {
-      env: {
-        ...process.env,
-        PORT: String(port),
-        DATA_DIR: dataDir,
-        ADMIN_KEY,
-        OPENAI_API_KEY: sim.apiKey,
-        OPENAI_BASE_URL: sim.baseURL,
-        LOG_LEVEL: "warn",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    hub = await startHubProcess({
+      DATA_DIR: dataDir,
+      ADMIN_KEY,
+      OPENAI_API_KEY: sim.apiKey,
+      OPENAI_BASE_URL: sim.baseURL,
     });
-    hub.stdout?.on("data", (chunk) => {
-      output += chunk;
-    });
-    hub.stderr?.on("data", (chunk) => {
-      output += chunk;
-    });
-    for (let attempt = 0; attempt < 100 && !output.includes("listens on"); attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    assert.match(output, /image-hub listens on/);
   });
 
   after(async () => {
-    if (hub.exitCode === null) hub.kill("SIGKILL");
+    await hub?.stop("SIGKILL");
     await sim?.close();
     await rm(dataDir, { recursive: true, force: true });
   });
 
   it("edits through the OpenAI provider with a multipart upload upstream", async () => {
-    const created = await fetch(`${base}/api/admin/keys`, {
+    const created = await fetch(`${hub.url}/api/admin/keys`, {
       method: "POST",
       headers: { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" },
       body: JSON.stringify({ name: "process" }),
@@ -77,7 +48,7 @@ describe("the hub as a process", { timeout: 60_000 }, () => {
     })
       .png()
       .toBuffer();
-    const response = await fetch(`${base}/v1/images/generations`, {
+    const response = await fetch(`${hub.url}/v1/images/generations`, {
       method: "POST",
       headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
       body: JSON.stringify({
@@ -94,8 +65,7 @@ describe("the hub as a process", { timeout: 60_000 }, () => {
   });
 
   it("stops on SIGTERM with exit code 0", async () => {
-    hub.kill("SIGTERM");
-    const [code] = await once(hub, "exit");
-    assert.equal(code, 0, output);
+    const { code } = await hub.stop("SIGTERM");
+    assert.equal(code, 0, hub.output());
   });
 });

@@ -110,7 +110,9 @@ describe("a model whose calls fail, with a fallback on another provider", () => 
     assert.equal(posts(google), 1);
     assert.match(String(reply.headers.get("x-image-hub-warnings")), /dall-e-3 failed.*imagen/);
 
+    assert.equal(reply.headers.get("x-image-hub-model"), IMAGEN);
     const record = await recordOf(hub, client.id);
+    assert.equal(reply.headers.get("x-image-hub-record-id"), record.id);
     assert.equal(record.model, IMAGEN);
     assert.equal(record.provider, "google");
     assert.equal(record.status, "succeeded");
