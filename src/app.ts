@@ -261,12 +261,12 @@ function loggerOptions(
  * On SQLite one hub owns the file, so at start every open reservation is such a one, whatever
  * its time: a clock stepped back since the crash must not keep one open for good.
  *
- * On PostgreSQL other hubs may be mid-request, and nothing tells their reservations from those
- * of a hub that died, so only reservations older than any request can take are released, at
- * start and then every few minutes (for hubs that crashed and did not come back). After a crash
- * of the only hub that means its reservations hold their credit for up to an hour: the price of
- * never handing back credit a live request will still charge against (its image would be free,
- * and the key could overdraw).
+ * On PostgreSQL other hubs may be mid-request. A hub that starts as the only live one (each
+ * holds an advisory lock for its life; see storage/db/postgres.ts) releases every open one, as
+ * on SQLite. Otherwise nothing tells a live hub's reservations from a dead one's, so only those
+ * older than any request can take are released, at start and then every few minutes (for hubs
+ * that crashed while others ran): never handing back credit a live request will still charge
+ * against (its image would be free, and the key could overdraw).
  */
 async function releaseAbandonedReservations(
   db: Database,
@@ -279,11 +279,13 @@ async function releaseAbandonedReservations(
       app.log.warn({ released }, "released reservations of requests that never ended");
     }
   };
-  if (db.kind === "sqlite") {
-    await release(Number.MAX_SAFE_INTEGER);
-    return;
+  const released = await db.releaseReservationsIfAlone();
+  if (released === undefined) {
+    await release(clock() - ABANDONED_RESERVATION_MS);
+  } else if (released > 0) {
+    app.log.warn({ released }, "released reservations of requests that never ended");
   }
-  await release(clock() - ABANDONED_RESERVATION_MS);
+  if (db.kind === "sqlite") return;
   const timer = setInterval(() => {
     release(clock() - ABANDONED_RESERVATION_MS).catch((error: unknown) => {
       app.log.warn({ err: error }, "could not release abandoned reservations");

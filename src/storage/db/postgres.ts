@@ -8,6 +8,7 @@
  * on the row version it waited for (READ COMMITTED), which is what makes `reserve` unable to
  * overspend; the CHECK on `balance_micros` is the backstop.
  */
+import { createHash } from "node:crypto";
 import { Pool, type PoolClient } from "pg";
 import { MIGRATIONS } from "./migrations.ts";
 import {
@@ -38,6 +39,19 @@ export interface PostgresOptions {
 
 /** Any 64-bit number, the same for every hub: only one of them migrates at a time. */
 const LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(7267348107615961)";
+
+/**
+ * The advisory lock every live hub holds shared, on a connection of its own, for its whole life
+ * (per schema, so hubs on other schemas of the database are not counted). A hub that can also
+ * take it exclusively is the only one alive. PostgreSQL drops a session's locks when the session
+ * ends, so a hub killed with -9 stops counting as soon as its connection is gone.
+ */
+function instanceLockKey(schema: string | undefined): string {
+  const digest = createHash("sha256")
+    .update(`image-hub live hubs:${schema ?? ""}`)
+    .digest();
+  return digest.readBigInt64BE(0).toString();
+}
 
 /**
  * Opens a pool on `url` and brings the schema up to date before returning.
@@ -71,13 +85,14 @@ export async function openPostgresDatabase(
   }
 
   let closed = false;
+  let member: PoolClient | undefined;
   const query = async (sql: string, values: unknown[] = []) => (await pool.query(sql, values)).rows;
   const first = async (sql: string, values: unknown[] = []) =>
     (await pool.query(sql, values)).rows[0] as Row | undefined;
   const changed = async (sql: string, values: unknown[]) =>
     ((await pool.query(sql, values)).rowCount ?? 0) > 0;
 
-  return {
+  const database: Database = {
     kind: "postgres",
 
     async createKey(record) {
@@ -344,12 +359,32 @@ export async function openPostgresDatabase(
       return changed("DELETE FROM model_routes WHERE model = $1", [model]);
     },
 
+    async releaseReservationsIfAlone() {
+      const key = instanceLockKey(schema);
+      member ??= await pool.connect();
+      // Losing this connection means losing the lock: nothing to do but let the pool replace it.
+      member.on("error", () => {});
+      await member.query("SELECT pg_advisory_lock_shared($1::bigint)", [key]);
+      const { rows } = await member.query("SELECT pg_try_advisory_lock($1::bigint) AS alone", [
+        key,
+      ]);
+      if (rows[0]?.alone !== true) return undefined;
+      try {
+        // Held exclusively: a hub starting now waits here, so none of its reservations is taken.
+        return await database.releaseReservations(Number.MAX_SAFE_INTEGER);
+      } finally {
+        await member.query("SELECT pg_advisory_unlock($1::bigint)", [key]);
+      }
+    },
+
     async close() {
       if (closed) return;
       closed = true;
+      member?.release(true);
       await pool.end();
     },
   };
+  return database;
 }
 
 /**

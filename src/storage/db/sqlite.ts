@@ -209,6 +209,10 @@ export function openSqliteDatabase(file: string): Database {
         insertUsage(usage);
       });
     },
+    // One hub owns the file (it is local to one machine): at start, every open one is dead.
+    async releaseReservationsIfAlone() {
+      return this.releaseReservations(Number.MAX_SAFE_INTEGER);
+    },
     async releaseReservations(before) {
       return transaction(() => {
         const rows = statements.oldReservations.all(before);
