@@ -111,24 +111,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     log: app.log,
   });
   await registry.reload();
-  // Credentials changed through another instance (PostgreSQL) arrive within a minute.
-  const reloadCredentials = setInterval(() => {
-    registry.reload().catch((error: unknown) => {
-      app.log.warn({ err: error }, "could not reload provider credentials");
-    });
-  }, 60_000);
-  reloadCredentials.unref();
-  app.addHook("onClose", async () => clearInterval(reloadCredentials));
+  reloadEveryMinute(app, "provider credentials", () => registry.reload());
   const routes = createRouteBook(db);
   await routes.reload();
-  // Routes set through another instance (PostgreSQL) arrive within a minute too.
-  const reloadRoutes = setInterval(() => {
-    routes.reload().catch((error: unknown) => {
-      app.log.warn({ err: error }, "could not reload model routes");
-    });
-  }, 60_000);
-  reloadRoutes.unref();
-  app.addHook("onClose", async () => clearInterval(reloadRoutes));
+  reloadEveryMinute(app, "model routes", () => routes.reload());
   const lastUsed = createLastUsedTracker({
     db,
     onError: (error) => app.log.warn({ err: error }, "could not write last-used times"),
@@ -221,6 +207,18 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
 
   return { app, db };
+}
+
+/**
+ * Settings an admin changes through another instance (PostgreSQL) arrive within a minute; each
+ * instance re-reads them at once after its own changes.
+ */
+function reloadEveryMinute(app: FastifyInstance, what: string, reload: () => Promise<void>) {
+  const timer = setInterval(() => {
+    reload().catch((error: unknown) => app.log.warn({ err: error }, `could not reload ${what}`));
+  }, 60_000);
+  timer.unref();
+  app.addHook("onClose", async () => clearInterval(timer));
 }
 
 /** Honours a sane `X-Request-Id` from a proxy so logs line up; otherwise a new UUID. */

@@ -14,11 +14,11 @@ import { request as httpRequest } from "node:http";
 import { type AddressInfo, connect } from "node:net";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { crc32, deflateSync } from "node:zlib";
 import Fastify, { type FastifyInstance } from "fastify";
 import sharp from "sharp";
 import { handleClientError } from "../../src/http/errors.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
+import { pngBomb } from "../helpers/png-bomb.ts";
 import { type OpenAISimulator, startOpenAISimulator } from "../sim/openai.ts";
 
 const MAX_BODY_BYTES = 300_000;
@@ -273,33 +273,6 @@ function solidPng(width: number, height: number): Promise<Buffer> {
   return sharp({ create: { width, height, channels: 3, background: "#3366aa" } })
     .png()
     .toBuffer();
-}
-
-/**
- * A 100-byte PNG whose header declares `width`×`height` (1-bit grey): a decoder would allocate
- * gigabytes for it. Its few rows of pixel data are valid, the rest is missing.
- */
-function pngBomb(width: number, height: number): Buffer {
-  const chunkOf = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const typed = Buffer.concat([Buffer.from(type, "latin1"), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(typed));
-    return Buffer.concat([length, typed, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 1; // bit depth
-  header[9] = 0; // greyscale
-  const row = Buffer.alloc(1 + Math.ceil(width / 8));
-  return Buffer.concat([
-    Buffer.from("89504e470d0a1a0a", "hex"),
-    chunkOf("IHDR", header),
-    chunkOf("IDAT", deflateSync(Buffer.concat([row, row, row, row]))),
-    chunkOf("IEND", Buffer.alloc(0)),
-  ]);
 }
 
 const base64 = (bytes: Buffer) => bytes.toString("base64");

@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { crc32, deflateSync } from "node:zlib";
 import sharp from "sharp";
 import type { HubError } from "../../src/errors.ts";
 import { decodeImageBytes, loadInputImages } from "../../src/images/inputs.ts";
 import { createSafeFetcher, type SafeFetcher } from "../../src/net/safe-fetch.ts";
 import { hubErrorOf } from "../helpers/errors.ts";
+import { pngBomb } from "../helpers/png-bomb.ts";
 
 const MAX_BYTES = 1024 * 1024;
 const MAX_PIXELS = 16_000_000;
@@ -353,7 +353,7 @@ describe("decodeImageBytes", () => {
   // Its pixel data is cut short after four rows: a decode would refuse it as damaged (400), so a
   // 413 naming its size says the header alone refused it.
   test("a bomb is refused by its header without a decode", async () => {
-    const header = pngHeaderOnly(50_000, 50_000);
+    const header = pngBomb(50_000, 50_000);
     assert.ok(header.length < 200);
     await assertHubError(decodeImageBytes(header, { maxPixels: MAX_PIXELS, param: "mask" }), {
       status: 413,
@@ -363,7 +363,7 @@ describe("decodeImageBytes", () => {
     });
     // The same bytes under a limit that lets them through are decoded, and refused as damaged.
     await assertHubError(
-      decodeImageBytes(pngHeaderOnly(64, 64), { maxPixels: MAX_PIXELS, param: "image" }),
+      decodeImageBytes(pngBomb(64, 64), { maxPixels: MAX_PIXELS, param: "image" }),
       {
         status: 400,
         code: "invalid_image",
@@ -379,26 +379,3 @@ describe("decodeImageBytes", () => {
     });
   });
 });
-
-/** A 1-bit greyscale PNG declaring `width`×`height` whose pixel data stops after four rows. */
-function pngHeaderOnly(width: number, height: number): Buffer {
-  const chunkOf = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const typed = Buffer.concat([Buffer.from(type, "latin1"), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(typed));
-    return Buffer.concat([length, typed, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 1;
-  const row = Buffer.alloc(1 + Math.ceil(width / 8));
-  return Buffer.concat([
-    Buffer.from("89504e470d0a1a0a", "hex"),
-    chunkOf("IHDR", header),
-    chunkOf("IDAT", deflateSync(Buffer.concat([row, row, row, row]))),
-    chunkOf("IEND", Buffer.alloc(0)),
-  ]);
-}
