@@ -162,36 +162,9 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       ]);
 
       const upstreamStartedAt = clock();
-      let calls: Awaited<ReturnType<typeof callProvider>> = [];
-      const fallbackNotes: string[] = [];
-      for (const [index, target] of targets.entries()) {
-        job = target.job;
-        calls = await callProvider(target, images, mask, signal, route.retryBillable);
-        signal.throwIfAborted();
-        if (calls.some((call) => call.status === "fulfilled" && call.value.images.length > 0)) {
-          break;
-        }
-        const failure = mostTellingError(rejections(calls), signal);
-        const next = targets[index + 1];
-        if (!next || !mayFallBack(failure, route.retryBillable)) {
-          // Nothing served: the record names the model the client asked for.
-          job = planned;
-          break;
-        }
-        deps.log?.warn(
-          {
-            model: target.job.model.id,
-            fallback: next.job.model.id,
-            credentialId: next.credentialId,
-            code: errorCodeOf(failure),
-          },
-          "no image from the model; trying its next fallback",
-        );
-        fallbackNotes.push(
-          `${target.job.model.id} failed (${errorCodeOf(failure) ?? "error"}); ` +
-            `the route's fallback ${next.job.model.id} was tried instead.`,
-        );
-      }
+      const served = await callTargets(targets, route, images, mask, signal);
+      const { calls, notes: fallbackNotes } = served;
+      job = served.job;
       upstreamLatencyMs = clock() - upstreamStartedAt;
       // A client that has gone gets nothing stored or counted as delivered for it.
       signal.throwIfAborted();
@@ -277,6 +250,48 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
           });
       }
     }
+  }
+
+  /**
+   * Calls the targets in order (the model, then its route's fallbacks) until one makes an image
+   * or a failure says the next may not take over (images/retry.ts). Returns the calls of the
+   * last target tried, the job that served (the one asked for when none did), and what the
+   * client should be told about fallbacks taken.
+   */
+  async function callTargets(
+    targets: readonly Target[],
+    route: ModelRoute,
+    images: InputImage[],
+    mask: InputImage | undefined,
+    signal: AbortSignal,
+  ) {
+    const notes: string[] = [];
+    for (const [index, target] of targets.entries()) {
+      const calls = await callProvider(target, images, mask, signal, route.retryBillable);
+      signal.throwIfAborted();
+      if (calls.some((call) => call.status === "fulfilled" && call.value.images.length > 0)) {
+        return { calls, job: target.job, notes };
+      }
+      const failure = mostTellingError(rejections(calls), signal);
+      const next = targets[index + 1];
+      if (!next || !mayFallBack(failure, route.retryBillable)) {
+        return { calls, job: (targets[0] as Target).job, notes };
+      }
+      const code = errorCodeOf(failure) ?? "error";
+      deps.log?.warn(
+        {
+          model: target.job.model.id,
+          fallback: next.job.model.id,
+          credentialId: next.credentialId,
+          code,
+        },
+        "no image from the model; trying its next fallback",
+      );
+      notes.push(
+        `${target.job.model.id} failed (${code}); the route's fallback ${next.job.model.id} was tried instead.`,
+      );
+    }
+    throw new Error("a route has at least its own model as a target");
   }
 
   /** The model's provider and time budget: the route's, the setting's, or the catalog's. */
