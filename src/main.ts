@@ -18,6 +18,7 @@
 import { buildApp } from "./app.ts";
 import { ensureAdminKey } from "./auth/bootstrap.ts";
 import { loadConfig } from "./config.ts";
+import { cutConnections } from "./http/graceful-close.ts";
 
 /** Time for cut requests to record themselves once their connections are gone. */
 const SETTLE_AFTER_CUT_MS = 5_000;
@@ -79,7 +80,7 @@ function cutRequestsInFlight(): void {
     { graceMs: config.shutdownGraceMs },
     "requests in flight did not finish within SHUTDOWN_GRACE_SECONDS; cutting their connections",
   );
-  app.server.closeAllConnections();
+  cutConnections(app.server);
   setTimeout(() => {
     app.log.error("cut requests did not end in time; exiting with work left to the next start");
     process.exit(1);

@@ -19,6 +19,22 @@
 import type { Socket } from "node:net";
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from "fastify";
 
+const cutServers = new WeakSet<object>();
+
+/**
+ * Cuts every connection of the server: the end of the shutdown grace. Requests cut this way are
+ * recorded as `server_shutting_down`, not as clients that left.
+ */
+export function cutConnections(server: FastifyInstance["server"]): void {
+  cutServers.add(server);
+  server.closeAllConnections();
+}
+
+/** Whether the server's connections were cut by a shutdown (see `cutConnections`). */
+export function wasCut(server: FastifyInstance["server"]): boolean {
+  return cutServers.has(server);
+}
+
 export function registerGracefulClose(app: FastifyInstance): void {
   const idle = new Set<Socket>();
   // Only sockets of the server itself; `app.inject` requests have stand-ins that are not.

@@ -18,6 +18,7 @@ import {
 import { runInByteScope } from "../net/byte-budget.ts";
 import { type AuthHooks, principalOf } from "./auth.ts";
 import { validationError } from "./errors.ts";
+import { wasCut } from "./graceful-close.ts";
 import { imageReplyPieces } from "./image-reply.ts";
 import { type FormLimits, formLimitsOfApp, readMultipartEdit } from "./multipart.ts";
 
@@ -147,17 +148,27 @@ function generateFor(
 function abortOnDisconnect(request: FastifyRequest, reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
   reply.raw.once("close", () => {
-    if (!reply.raw.writableFinished) {
-      request.log.info("client disconnected; cancelling the upstream calls");
+    if (reply.raw.writableFinished) return;
+    if (wasCut(request.server.server)) {
+      request.log.warn("cut by the shutdown; cancelling the upstream calls");
       controller.abort(
-        new HubError("The client closed the connection before the reply.", {
-          // 499: nginx's "client closed request"; nobody reads it, but it keeps logs honest.
-          status: 499,
-          type: "invalid_request_error",
-          code: "client_disconnected",
+        new HubError("The hub shut down before the reply.", {
+          status: 503,
+          type: "server_error",
+          code: "server_shutting_down",
         }),
       );
+      return;
     }
+    request.log.info("client disconnected; cancelling the upstream calls");
+    controller.abort(
+      new HubError("The client closed the connection before the reply.", {
+        // 499: nginx's "client closed request"; nobody reads it, but it keeps logs honest.
+        status: 499,
+        type: "invalid_request_error",
+        code: "client_disconnected",
+      }),
+    );
   });
   return controller.signal;
 }

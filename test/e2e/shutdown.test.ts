@@ -172,8 +172,8 @@ for (const backend of backends) {
         }
       }
 
-      // On PostgreSQL this start releases nothing younger than an hour: a balance back in full
-      // means the cut requests gave their reservations back themselves.
+      // A failed row per cut request means each settled (the row and the reservation's end are
+      // one transaction) before the process left.
       hub = await start(env, { port });
       const shown = await asAdmin(hub, "GET", `/api/admin/keys/${id}`);
       assert.equal(Number(shown.body.balance), CREDIT_USD);
@@ -181,6 +181,7 @@ for (const backend of backends) {
       assert.equal(rows.length, slow.length);
       for (const row of rows) {
         assert.equal(row.status, "failed");
+        assert.equal(row.error_code, "server_shutting_down");
         assert.equal(row.cost, 0);
         assert.equal(row.images, 0);
       }
