@@ -169,6 +169,26 @@ describe("a model whose calls fail, with a fallback on another provider", () => 
   });
 });
 
+describe("a fallback to another model of the same provider", () => {
+  test("dall-e-3 unavailable: gpt-image-1 serves, charged from its token usage", async () => {
+    const { hub, openai } = await setUp();
+    await putRoute(hub, "dall-e-3", { fallbacks: [{ model: "gpt-image-1" }] });
+    const client = await clientKey(hub, 1);
+    openai.failNext({ status: 503, body: "overloaded" });
+    const reply = await generate(hub, client.key, { model: "dall-e-3" });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    const sent = openai.requests.filter((request) => request.method === "POST");
+    assert.deepEqual(
+      sent.map((request) => request.json?.model),
+      ["dall-e-3", "gpt-image-1"],
+    );
+    const record = await recordOf(hub, client.id);
+    assert.equal(record.model, "gpt-image-1");
+    assert.ok(record.outputTokens && record.outputTokens > 0, "priced from the tokens it used");
+    assert.equal(await balanceOf(hub, client.id), 1_000_000 - record.costMicros);
+  });
+});
+
 describe("the reservation and fallbacks", () => {
   test("credit for the model but not its dearer fallback: served without the fallback", async () => {
     const { hub, openai, google } = await setUp();
