@@ -63,6 +63,9 @@ export interface App {
 const SWEEP_INTERVAL_MS = 5 * 60 * 1000;
 /** Longer than any request can take (upstream timeouts are minutes), so never a live one. */
 const ABANDONED_RESERVATION_MS = 60 * 60 * 1000;
+/** How long a start keeps looking for hubs that only seemed live: 40 × 250 ms = 10 s. */
+const LOOK_AGAIN_TRIES = 40;
+const LOOK_AGAIN_MS = 250;
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
   const clock = options.clock ?? Date.now;
@@ -210,6 +213,32 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 }
 
 /**
+ * Another hub seemed live at start; it may be one just killed, whose session PostgreSQL has not
+ * ended yet (it notices a dead client within moments, not at once). Looks again for a while, in
+ * the background so the start is not held up; once alone, it releases what was reserved before
+ * this hub started (its own reservations are younger, so they are never taken).
+ */
+function lookAgainForOtherHubs(db: Database, app: FastifyInstance, startedAt: number): void {
+  let tries = 0;
+  const timer = setInterval(() => {
+    tries += 1;
+    if (tries >= LOOK_AGAIN_TRIES) clearInterval(timer);
+    db.releaseReservationsIfAlone(startedAt).then(
+      (released) => {
+        if (released === undefined) return;
+        clearInterval(timer);
+        if (released > 0) {
+          app.log.warn({ released }, "released reservations of a hub that is gone");
+        }
+      },
+      (error: unknown) => app.log.warn({ err: error }, "could not look for other live hubs"),
+    );
+  }, LOOK_AGAIN_MS);
+  timer.unref();
+  app.addHook("onClose", async () => clearInterval(timer));
+}
+
+/**
  * Settings an admin changes through another instance (PostgreSQL) arrive within a minute; each
  * instance re-reads them at once after its own changes.
  */
@@ -277,9 +306,12 @@ async function releaseAbandonedReservations(
       app.log.warn({ released }, "released reservations of requests that never ended");
     }
   };
-  const released = await db.releaseReservationsIfAlone();
+  const startedAt = clock();
+  // Nothing of this hub's is open yet: if it is alone, every open reservation is a dead one's.
+  const released = await db.releaseReservationsIfAlone(Number.MAX_SAFE_INTEGER);
   if (released === undefined) {
     await release(clock() - ABANDONED_RESERVATION_MS);
+    lookAgainForOtherHubs(db, app, startedAt);
   } else if (released > 0) {
     app.log.warn({ released }, "released reservations of requests that never ended");
   }

@@ -41,15 +41,14 @@ export interface PostgresOptions {
 const LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(7267348107615961)";
 
 /**
- * The advisory lock every live hub holds shared, on a connection of its own, for its whole life
- * (per schema, so hubs on other schemas of the database are not counted). A hub that can also
- * take it exclusively is the only one alive. PostgreSQL drops a session's locks when the session
- * ends, so a hub killed with -9 stops counting as soon as its connection is gone.
+ * The advisory lock every live hub holds shared, on a connection of its own, for its whole life.
+ * It is per database and schema as the connection sees them (from the `schema` option or from
+ * `search_path` in the URL), so hubs on other stores of one server are not counted. A hub that
+ * can also take it exclusively is the only one alive. PostgreSQL drops a session's locks when
+ * the session ends, so a hub killed with -9 stops counting once the server notices it is gone.
  */
-function instanceLockKey(schema: string | undefined): string {
-  const digest = createHash("sha256")
-    .update(`image-hub live hubs:${schema ?? ""}`)
-    .digest();
+function instanceLockKey(database: string, schema: string): string {
+  const digest = createHash("sha256").update(`image-hub live hubs:${database}.${schema}`).digest();
   return digest.readBigInt64BE(0).toString();
 }
 
@@ -86,6 +85,7 @@ export async function openPostgresDatabase(
 
   let closed = false;
   let member: PoolClient | undefined;
+  let lockKey = "";
   const query = async (sql: string, values: unknown[] = []) => (await pool.query(sql, values)).rows;
   const first = async (sql: string, values: unknown[] = []) =>
     (await pool.query(sql, values)).rows[0] as Row | undefined;
@@ -359,19 +359,25 @@ export async function openPostgresDatabase(
       return changed("DELETE FROM model_routes WHERE model = $1", [model]);
     },
 
-    async releaseReservationsIfAlone() {
-      const key = instanceLockKey(schema);
-      member ??= await pool.connect();
-      // Losing this connection means losing the lock: nothing to do but let the pool replace it.
-      member.on("error", () => {});
-      await member.query("SELECT pg_advisory_lock_shared($1::bigint)", [key]);
+    async releaseReservationsIfAlone(before) {
+      if (!member) {
+        member = await pool.connect();
+        // Losing this connection means losing the lock: nothing to do but let the pool replace it.
+        member.on("error", () => {});
+        const where = await member.query(
+          "SELECT current_database() AS database, current_schema() AS schema",
+        );
+        lockKey = instanceLockKey(String(where.rows[0]?.database), String(where.rows[0]?.schema));
+        await member.query("SELECT pg_advisory_lock_shared($1::bigint)", [lockKey]);
+      }
+      const key = lockKey;
       const { rows } = await member.query("SELECT pg_try_advisory_lock($1::bigint) AS alone", [
         key,
       ]);
       if (rows[0]?.alone !== true) return undefined;
       try {
         // Held exclusively: a hub starting now waits here, so none of its reservations is taken.
-        return await database.releaseReservations(Number.MAX_SAFE_INTEGER);
+        return await database.releaseReservations(before);
       } finally {
         await member.query("SELECT pg_advisory_unlock($1::bigint)", [key]);
       }

@@ -210,8 +210,8 @@ export function openSqliteDatabase(file: string): Database {
       });
     },
     // One hub owns the file (it is local to one machine): at start, every open one is dead.
-    async releaseReservationsIfAlone() {
-      return this.releaseReservations(Number.MAX_SAFE_INTEGER);
+    async releaseReservationsIfAlone(before) {
+      return this.releaseReservations(before);
     },
     async releaseReservations(before) {
       return transaction(() => {

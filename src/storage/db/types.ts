@@ -178,12 +178,13 @@ export interface Database {
    */
   releaseReservations(before: number): Promise<number>;
   /**
-   * Registers this process as a live hub for as long as the database stays open and, when no
-   * other hub is live, releases every open reservation (each is then a dead hub's) before any
-   * other hub can start: returns how many, or undefined when other hubs are live (they may be
+   * Registers this process as a live hub for as long as the database stays open (the first
+   * call) and, when no other hub is live, releases the open reservations created before
+   * `before` (with no other hub alive, each is a dead hub's), holding off any hub that starts
+   * meanwhile: returns how many, or undefined when other hubs are live (they may be
    * mid-request, so only `releaseReservations` of old ones is safe).
    */
-  releaseReservationsIfAlone(): Promise<number | undefined>;
+  releaseReservationsIfAlone(before: number): Promise<number | undefined>;
 
   // Usage ledger
   /** Writes a usage record of a request that reserved nothing (unlimited key, early failure). */

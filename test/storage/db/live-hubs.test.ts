@@ -12,9 +12,11 @@ import { after, describe, it } from "node:test";
 import { openPostgresDatabase } from "../../../src/storage/db/postgres.ts";
 import { openSqliteDatabase } from "../../../src/storage/db/sqlite.ts";
 import type { ApiKeyRecord, Database } from "../../../src/storage/db/types.ts";
-import { backends, dropSchema, freshSchemaName, postgresUrl } from "./backends.ts";
+import { backends, createSchema, dropSchema, freshSchemaName, postgresUrl } from "./backends.ts";
 
 const T0 = 1_700_000_000_000;
+/** What a hub passes at start, before it has reserved anything of its own. */
+const ALL = Number.MAX_SAFE_INTEGER;
 
 const key: ApiKeyRecord = {
   id: "k1",
@@ -41,7 +43,7 @@ describe("releasing reservations at start: SQLite", () => {
     await db.reserve({ id: "r1", keyId: "k1", amountMicros: 100_000, createdAt: T0 });
     // Stamped in the future: a clock stepped back since the crash must not keep it open.
     await db.reserve({ id: "r2", keyId: "k1", amountMicros: 50_000, createdAt: Date.now() + 1e9 });
-    assert.equal(await db.releaseReservationsIfAlone(), 2);
+    assert.equal(await db.releaseReservationsIfAlone(ALL), 2);
     assert.equal(await balance(db), 1_000_000);
     await db.close();
   });
@@ -65,35 +67,65 @@ describe("releasing reservations at start: PostgreSQL", { skip: postgres?.skip }
   it("a hub beside a live one leaves its reservations; the last one left releases them", async () => {
     const first = await start();
     await first.createKey(key);
-    assert.equal(await first.releaseReservationsIfAlone(), 0, "alone, and nothing was open");
+    assert.equal(await first.releaseReservationsIfAlone(ALL), 0, "alone, and nothing was open");
     // The first hub is mid-request.
     await first.reserve({ id: "r1", keyId: "k1", amountMicros: 100_000, createdAt: Date.now() });
 
     const second = await start();
-    assert.equal(await second.releaseReservationsIfAlone(), undefined, "the first is live");
+    assert.equal(await second.releaseReservationsIfAlone(ALL), undefined, "the first is live");
     assert.equal(await balance(second), 900_000, "its reservation is untouched");
 
     // The first dies (its session, and with it its lock, goes); the second lives on.
     await first.close();
     const third = await start();
-    assert.equal(await third.releaseReservationsIfAlone(), undefined, "the second is live");
+    assert.equal(await third.releaseReservationsIfAlone(ALL), undefined, "the second is live");
     assert.equal(await balance(third), 900_000);
 
     await second.close();
     await third.close();
     const last = await start();
-    assert.equal(await last.releaseReservationsIfAlone(), 1, "no other hub: r1 is a dead one's");
+    assert.equal(await last.releaseReservationsIfAlone(ALL), 1, "no other hub: r1 is a dead one's");
     assert.equal(await balance(last), 1_000_000);
     await last.close();
   });
 
-  it("hubs on another schema of the same database do not count", async () => {
+  it("a hub that finds itself alone after it started releases only what predates it", async () => {
+    const dying = await start();
+    await dying.createKey({ ...key, id: "k2" });
+    await dying.releaseReservationsIfAlone(ALL);
+    await dying.reserve({ id: "old", keyId: "k2", amountMicros: 100_000, createdAt: Date.now() });
+
+    // It starts while the other's session still lives (a kill -9 PostgreSQL has not noticed yet).
+    const startedAt = Date.now() + 1;
+    const survivor = await start();
+    assert.equal(await survivor.releaseReservationsIfAlone(ALL), undefined);
+    await survivor.reserve({
+      id: "mine",
+      keyId: "k2",
+      amountMicros: 50_000,
+      createdAt: startedAt + 5,
+    });
+
+    await dying.close();
+    assert.equal(await survivor.releaseReservationsIfAlone(startedAt), 1, "only the dead one's");
+    assert.equal((await survivor.findKey("k2"))?.balanceMicros, 950_000, "its own still held");
+    await survivor.close();
+  });
+
+  it("hubs on another schema of the same database do not count, however it is named", async () => {
+    // The other store's schema comes from search_path in its URL, as operators may set it.
     const otherSchema = freshSchemaName();
-    const other = await openPostgresDatabase(postgresUrl, { schema: otherSchema });
+    await createSchema(otherSchema);
+    const url = new URL(postgresUrl);
+    url.searchParams.set("options", `-c search_path=${otherSchema}`);
+    const other = await openPostgresDatabase(url.toString());
     try {
-      assert.equal(await other.releaseReservationsIfAlone(), 0);
+      assert.equal(await other.releaseReservationsIfAlone(ALL), 0);
       const mine = await start();
-      assert.notEqual(await mine.releaseReservationsIfAlone(), undefined);
+      assert.notEqual(await mine.releaseReservationsIfAlone(ALL), undefined);
+      const sameStore = await openPostgresDatabase(url.toString());
+      open.push(sameStore);
+      assert.equal(await sameStore.releaseReservationsIfAlone(ALL), undefined, "same schema");
     } finally {
       await other.close();
       await dropSchema(otherSchema);
