@@ -9,7 +9,7 @@
  * the same credentials is refused here with a 400 naming the entry, rather than found out during
  * an outage. After each change the route book reloads, so the next image request follows it.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { type Static, type TSchema, Type } from "typebox";
 import type { CredentialView, ProviderRegistry } from "../credentials/registry.ts";
 import { invalidRequest, modelNotFound } from "../errors.ts";
@@ -18,6 +18,7 @@ import { defaultRoute, type RouteBook } from "../images/routes.ts";
 import { ErrorResponse } from "../images/schema.ts";
 import type { Database, FallbackTarget, ModelRouteRecord } from "../storage/db/types.ts";
 import type { AuthHooks } from "./auth.ts";
+import { refuseUnknownFields } from "./unknown-fields.ts";
 
 /** Each fallback can cost a full upstream time budget; more than a few only delays the error. */
 export const MAX_FALLBACKS = 5;
@@ -167,7 +168,7 @@ export function registerModelRouteRoutes(
     "/api/admin/routes/*",
     {
       onRequest: auth.requireAdmin,
-      preValidation: refuseUnknownFields,
+      preValidation: refuseUnknownFields(PutRouteBody),
       schema: {
         ...common,
         summary: "Set a model's fallbacks, timeout or retry policy (fields left out are kept)",
@@ -356,45 +357,4 @@ function effectiveTimeout(
   if (routeMs !== null) return { ms: routeMs, source: "route" };
   if (settingMs !== undefined) return { ms: settingMs, source: "setting" };
   return { ms: model.timeoutMs, source: "catalog" };
-}
-
-/**
- * The hub's ajv drops properties a schema does not name. Here a typo would go unnoticed where it
- * matters most: `{"model": …, "credential_id": …}` would quietly fall back on the provider's
- * pool, and `"timeout": 5000` would change nothing. So unknown fields are refused, by path.
- */
-async function refuseUnknownFields(request: FastifyRequest): Promise<void> {
-  const body = request.body;
-  if (!isPlainObject(body)) return;
-  const unknown = unknownFieldOf(body, ["fallbacks", "timeout_ms", "retry_billable"], "");
-  const fallbacks = Array.isArray(body.fallbacks) ? body.fallbacks : [];
-  const found =
-    unknown ??
-    fallbacks
-      .map((entry, index) =>
-        isPlainObject(entry)
-          ? unknownFieldOf(entry, ["model", "credential"], `fallbacks[${index}].`)
-          : undefined,
-      )
-      .find((field) => field !== undefined);
-  if (found !== undefined) {
-    throw invalidRequest(
-      `Unrecognized request argument supplied: ${found}.`,
-      found,
-      "unknown_parameter",
-    );
-  }
-}
-
-function unknownFieldOf(
-  value: Record<string, unknown>,
-  known: readonly string[],
-  prefix: string,
-): string | undefined {
-  const field = Object.keys(value).find((name) => !known.includes(name));
-  return field === undefined ? undefined : `${prefix}${field}`;
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }

@@ -3,14 +3,14 @@
  * (src/auth/key-service.ts), which the CLI shares. A secret is in the reply of create and rotate
  * once and stored only as a hash.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { type Static, type TSchema, Type } from "typebox";
 import { createKeyService } from "../auth/key-service.ts";
-import { invalidRequest } from "../errors.ts";
 import type { Catalog } from "../images/catalog.ts";
 import { ErrorResponse } from "../images/schema.ts";
 import type { Database } from "../storage/db/types.ts";
 import type { AuthHooks } from "./auth.ts";
+import { refuseUnknownFields } from "./unknown-fields.ts";
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
@@ -84,26 +84,6 @@ const ApiKeyWithSecret = Type.Object({
   key: Type.String({ description: "The secret: shown once, store it now." }),
 });
 const ApiKeyList = Type.Object({ object: Type.Literal("list"), data: Type.Array(ApiKey) });
-
-/**
- * The hub's ajv drops properties a schema does not name; here a typo (`"balace": 10`) would
- * quietly make an unlimited key, so unknown fields are refused instead, as OpenAI refuses them.
- */
-function refuseUnknownFields(schema: { properties: Record<string, unknown> }) {
-  const known = new Set(Object.keys(schema.properties));
-  return async (request: FastifyRequest) => {
-    const body = request.body;
-    if (body === null || typeof body !== "object" || Array.isArray(body)) return;
-    const unknown = Object.keys(body).find((field) => !known.has(field));
-    if (unknown !== undefined) {
-      throw invalidRequest(
-        `Unrecognized request argument supplied: ${unknown}.`,
-        unknown,
-        "unknown_parameter",
-      );
-    }
-  };
-}
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse };
 const keyErrors = { ...errors, 404: ErrorResponse };
