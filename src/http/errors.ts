@@ -97,6 +97,14 @@ function unionTypeMessage(
   return types.length > 1 ? `must be ${[...new Set(types)].join(" or ")}` : undefined;
 }
 
+/** 413 for a body over MAX_BODY_BYTES (the route's limit), JSON or multipart alike. */
+export function bodyTooLarge(limit?: number): HubError {
+  return tooLarge(
+    `The request body is larger than this hub accepts${limit ? ` (${limit} bytes)` : ""}.`,
+    null,
+  );
+}
+
 /**
  * Any error as the HubError a client sees. `bodyLimit` (the route's, in bytes) is named in the
  * 413 of a body over it.
@@ -125,10 +133,7 @@ export function toHubError(error: FastifyError | Error, bodyLimit?: number): Hub
         "invalid_json",
       );
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return tooLarge(
-        `The request body is larger than this hub accepts${bodyLimit ? ` (${bodyLimit} bytes)` : ""}.`,
-        null,
-      );
+      return bodyTooLarge(bodyLimit);
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new HubError(
         "Unsupported Content-Type: send application/json (or multipart/form-data for edits).",

@@ -16,6 +16,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { type HubError, invalidRequest, isHubError, tooLarge } from "../errors.ts";
 import type { ImageJobRequest, ImageSource } from "../images/plan.ts";
 import { MAX_INPUT_IMAGES, MAX_PROMPT_LENGTH } from "../images/schema.ts";
+import { bodyTooLarge } from "./errors.ts";
 
 export interface FormLimits {
   /** MAX_BODY_BYTES: the whole body. */
@@ -181,10 +182,6 @@ function guardBodySize(request: FastifyRequest, limit: number) {
   };
   raw.on("data", onData);
   return { exceeded, stop: () => raw.off("data", onData) };
-}
-
-function bodyTooLarge(limit: number): HubError {
-  return tooLarge(`The request body is larger than this hub accepts (${limit} bytes).`, null);
 }
 
 /** A file's bytes; a file over the per-file limit is a 413 that names its field. */
