@@ -20,12 +20,11 @@ import { isHubError } from "../errors.ts";
 
 export type FailureKind = "not_sent" | "asked_to_wait" | "refused" | "maybe_billed" | "final";
 
+/** Answers of failure (429 and 503 are judged by their Retry-After, below). */
 const REFUSED = new Set([
   "upstream_error",
   "upstream_auth_failed",
   "upstream_model_not_found",
-  "upstream_rate_limited",
-  "upstream_unavailable",
   "provider_not_configured",
 ]);
 const MAYBE_BILLED = new Set([
