@@ -6,13 +6,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import sharp from "sharp";
 import type { UsageRecord } from "../../src/storage/db/types.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
+import { requestOverSocket } from "../helpers/leaving-request.ts";
 import { type OpenAISimulator, startOpenAISimulator } from "../sim/openai.ts";
 
 let sim: OpenAISimulator;
@@ -630,25 +630,14 @@ describe("usage records", () => {
     const from = sim.requests.length;
     sim.delayMs = 1000;
     try {
-      // node:http without an agent, so that going away leaves no pooled connection behind.
-      const { hostname, port } = new URL(hub.url);
-      const request = httpRequest({
-        hostname,
-        port,
-        path: "/api/images/generations",
-        method: "POST",
-        agent: false,
-        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      const request = requestOverSocket(hub.url, key, {
+        model: "dall-e-3",
+        prompt: "slow owls",
+        n: 2,
       });
-      const answered = new Promise<boolean>((resolve) => {
-        request.on("response", () => resolve(true));
-        request.on("error", () => resolve(false));
-        request.on("close", () => resolve(false));
-      });
-      request.end(JSON.stringify({ model: "dall-e-3", prompt: "slow owls", n: 2 }));
       while (sim.requests.length < from + 2) await sleep(10);
-      request.destroy();
-      assert.equal(await answered, false);
+      request.leave();
+      assert.equal(await request.answered, false);
       let records: UsageRecord[] = [];
       for (let waited = 0; records.length === 0 && waited < 900; waited += 20) {
         await sleep(20);

@@ -7,11 +7,11 @@
  * minute, so only the client's leaving can end the calls within the few seconds each wait allows.
  */
 import assert from "node:assert/strict";
-import { request as httpRequest } from "node:http";
 import { after, afterEach, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { UsageRecord } from "../../src/storage/db/types.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
+import { requestOverSocket as requestOverSocketTo } from "../helpers/leaving-request.ts";
 import {
   type FaultyUpstream,
   type FaultyUpstreamRequest,
@@ -71,22 +71,7 @@ interface Leaving {
 
 /** A request over its own connection (no pool), that the client destroys to go away. */
 function requestOverSocket(key: string, body: Record<string, unknown>): Leaving {
-  const { hostname, port } = new URL(hub.url);
-  const request = httpRequest({
-    hostname,
-    port,
-    path: "/api/images/generations",
-    method: "POST",
-    agent: false,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-  });
-  const answered = new Promise<boolean>((resolve) => {
-    request.on("response", () => resolve(true));
-    request.on("error", () => resolve(false));
-    request.on("close", () => resolve(false));
-  });
-  request.end(JSON.stringify(body));
-  return { leave: () => request.destroy(), answered };
+  return requestOverSocketTo(hub.url, key, body);
 }
 
 /** A request through `fetch`, that the client aborts to go away. */
