@@ -3,6 +3,7 @@
  * `{"error":{"message","type","param","code"}}` with the right status. A 5xx of ours says
  * nothing of its cause; the cause goes to the log.
  */
+import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { HubError, internalError, invalidRequest, tooLarge } from "../errors.ts";
@@ -189,42 +190,35 @@ export function registerErrorHandling(app: FastifyInstance): void {
 export function handleClientError(error: Error & { code?: string }, socket: Socket): void {
   // A reset connection has nobody to answer.
   if (error.code === "ECONNRESET" || socket.destroyed) return;
-  const [status, reason, hubError] = clientErrorReply(error.code);
+  const hubError = clientErrorOf(error.code);
   if (socket.writable) {
     const body = JSON.stringify(hubError.toJSON());
+    const { status } = hubError;
     socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
         `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy(error);
 }
 
-function clientErrorReply(code: string | undefined): [number, string, HubError] {
+function clientErrorOf(code: string | undefined): HubError {
   const error = (status: number, message: string, errorCode: string) =>
     new HubError(message, { status, type: "invalid_request_error", code: errorCode });
   switch (code) {
     case "ERR_HTTP_REQUEST_TIMEOUT":
-      return [
-        408,
-        "Request Timeout",
-        error(408, "The request was not received in time.", "request_timeout"),
-      ];
+      return error(408, "The request was not received in time.", "request_timeout");
     case "HPE_HEADER_OVERFLOW":
-      return [
+      return error(
         431,
-        "Request Header Fields Too Large",
-        error(431, "The request headers are larger than this hub accepts.", "headers_too_large"),
-      ];
+        "The request headers are larger than this hub accepts.",
+        "headers_too_large",
+      );
     default:
-      return [
+      return error(
         400,
-        "Bad Request",
-        error(
-          400,
-          "The request is not valid HTTP/1.1: check its request line, headers and Content-Length.",
-          "invalid_http",
-        ),
-      ];
+        "The request is not valid HTTP/1.1: check its request line, headers and Content-Length.",
+        "invalid_http",
+      );
   }
 }
