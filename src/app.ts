@@ -78,10 +78,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     trustProxy: config.trustProxy ? (_address: string, hop: number) => hop === 0 : false,
     // Types as sent, as OpenAI checks them: "n": "2" is a 400, not quietly 2.
     ajv: { customOptions: { allErrors: false, coerceTypes: false } },
+    // Bytes Node cannot parse as HTTP (after a short Content-Length, say) get the OpenAI shape.
+    clientErrorHandler: handleClientError,
     // The router's own refusals (a malformed escape, an over-long parameter) in the OpenAI
     // shape too: they happen before any route, so the error handler never sees them.
-    // Bytes Node cannot parse as HTTP (after a short Content-Length, say) get the shape too.
-    clientErrorHandler: handleClientError,
     frameworkErrors: (error, _request, reply) => {
       const hubError = toHubError(error);
       (reply as unknown as FastifyReply).code(hubError.status).send(hubError.toJSON());
