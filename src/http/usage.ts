@@ -26,7 +26,12 @@ const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null
 // The hub's ajv does not coerce types, so every query value arrives as text and is read here.
 const UsageQuery = Type.Object({
   key: Type.Optional(Type.String({ description: "Key id (admin only)." })),
-  model: Type.Optional(Type.String({ description: "Model id or alias." })),
+  model: Type.Optional(
+    Type.String({
+      description:
+        "Model id or alias: the requests it served, and those naming it that another model served.",
+    }),
+  ),
   from: Type.Optional(
     Type.String({ description: "Inclusive start: ISO 8601 date or time, or unix seconds." }),
   ),
@@ -46,7 +51,13 @@ type UsageQuery = Static<typeof UsageQuery>;
 const UsageRow = Type.Object({
   id: Type.String(),
   key_id: Type.String(),
-  model: Type.String(),
+  model: Type.String({ description: "The model that served the request." }),
+  requested_model: Nullable(
+    Type.String({
+      description:
+        "The model the client named, when another served it (a retired model's successor); null when the named model served.",
+    }),
+  ),
   provider: Type.String(),
   status: Type.String(),
   images: Type.Integer({ description: "Images delivered." }),
@@ -75,7 +86,7 @@ const Totals = Type.Object({
   ),
   by_model: Type.Array(
     Type.Object({
-      model: Type.String(),
+      model: Type.String({ description: "The model that served the requests." }),
       requests: Type.Integer(),
       images: Type.Integer(),
       cost: Type.Number(),
@@ -94,6 +105,7 @@ const CSV_COLUMNS = [
   "id",
   "key_id",
   "model",
+  "requested_model",
   "provider",
   "status",
   "images",
@@ -219,6 +231,7 @@ export function toUsageRow(record: UsageRecord): UsageRow {
     id: record.id,
     key_id: record.keyId,
     model: record.model,
+    requested_model: record.requestedModel,
     provider: record.provider,
     status: record.status,
     images: record.imagesDelivered,

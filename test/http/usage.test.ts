@@ -27,6 +27,7 @@ let bob: { id: string; key: string };
 function usage(overrides: Partial<UsageRecord> & Pick<UsageRecord, "id" | "keyId">): UsageRecord {
   return {
     model: "gpt-image-1",
+    requestedModel: null,
     provider: "openai",
     imagesRequested: 2,
     imagesDelivered: 2,
@@ -136,6 +137,7 @@ describe("GET /api/usage", () => {
       id: "req-a1",
       key_id: alice.id,
       model: "gpt-image-1",
+      requested_model: null,
       provider: "openai",
       status: "succeeded",
       images: 2,
@@ -253,6 +255,7 @@ describe("GET /api/usage/export", () => {
       "id",
       "key_id",
       "model",
+      "requested_model",
       "provider",
       "status",
       "images",
@@ -274,6 +277,7 @@ describe("GET /api/usage/export", () => {
       "req-a1",
       alice.id,
       "gpt-image-1",
+      "",
       "openai",
       "succeeded",
       "2",
@@ -290,9 +294,9 @@ describe("GET /api/usage/export", () => {
       String(DAY1 / 1000),
     ]);
     const failed = byId.get("req-b1");
-    assert.equal(failed?.[10], 'content_policy_violation, "quoted"\nsecond line');
-    assert.equal(failed?.[11], "0.000000");
-    assert.equal(failed?.[13], "");
+    assert.equal(failed?.[11], 'content_policy_violation, "quoted"\nsecond line');
+    assert.equal(failed?.[12], "0.000000");
+    assert.equal(failed?.[14], "");
   });
 
   it("applies the same filters and holds a client to its own rows", async () => {
@@ -330,6 +334,84 @@ describe("GET /api/usage/export", () => {
     assert.equal(new Set(rows.slice(1).map((row) => row[0])).size, 2500);
     await bulk.close();
     await many.close();
+  });
+});
+
+describe("the model a client named, when another served it", () => {
+  let named: Database;
+  let namedApp: FastifyInstance;
+  const KEY = "k-retired";
+
+  before(async () => {
+    named = openSqliteDatabase(":memory:");
+    // dall-e-3 is retired and gpt-image-1 serves its requests: usage-1 asked for dall-e-3.
+    const records = [
+      usage({ id: "usage-1", keyId: KEY, requestedModel: "dall-e-3", costMicros: 40_000 }),
+      usage({ id: "usage-2", keyId: KEY, model: "dall-e-3", costMicros: 80_000, createdAt: DAY2 }),
+      usage({ id: "usage-3", keyId: KEY, costMicros: 11_000, createdAt: DAY3 }),
+    ];
+    for (const record of records) await named.recordUsage(record);
+    namedApp = Fastify({ logger: false, ajv: { customOptions: { coerceTypes: false } } });
+    registerErrorHandling(namedApp);
+    const auth = createAuthHooks(createAuthenticator({ db: named, adminKey: ADMIN_KEY }));
+    registerUsageRoutes(namedApp, { db: named, auth });
+    await namedApp.ready();
+  });
+
+  after(async () => {
+    await namedApp.close();
+    await named.close();
+  });
+
+  const fetchAs = (url: string) =>
+    namedApp.inject({ method: "GET", url, headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+
+  it("shows requested_model beside model, null when the named model served", async () => {
+    const response = await fetchAs("/api/usage");
+    assert.equal(response.statusCode, 200, response.body);
+    const body = response.json() as UsageList;
+    assert.deepEqual(
+      body.data.map((row) => [row.id, row.model, row.requested_model]),
+      [
+        ["usage-3", "gpt-image-1", null],
+        ["usage-2", "dall-e-3", null],
+        ["usage-1", "gpt-image-1", "dall-e-3"],
+      ],
+    );
+  });
+
+  it("the model filter finds what named it and what it served; totals stay by the serving model", async () => {
+    for (const model of ["dall-e-3", "openai/dall-e-3"]) {
+      const response = await fetchAs(`/api/usage?model=${encodeURIComponent(model)}`);
+      assert.equal(response.statusCode, 200, response.body);
+      const body = response.json() as UsageList;
+      assert.deepEqual(
+        body.data.map((row) => row.id),
+        ["usage-2", "usage-1"],
+      );
+      assert.deepEqual(body.totals.by_model, [
+        { model: "dall-e-3", requests: 1, images: 2, cost: 0.08 },
+        { model: "gpt-image-1", requests: 1, images: 2, cost: 0.04 },
+      ]);
+    }
+    const served = (await fetchAs("/api/usage?model=gpt-image-1")).json() as UsageList;
+    assert.deepEqual(
+      served.data.map((row) => row.id),
+      ["usage-3", "usage-1"],
+    );
+  });
+
+  it("exports the column as CSV, empty when the named model served", async () => {
+    const rows = parseCsv((await fetchAs("/api/usage/export?model=dall-e-3")).body);
+    const column = rows[0]?.indexOf("requested_model") ?? -1;
+    assert.equal(rows[0]?.[column - 1], "model");
+    assert.deepEqual(
+      rows.slice(1).map((row) => [row[0], row[column - 1], row[column]]),
+      [
+        ["usage-2", "dall-e-3", ""],
+        ["usage-1", "gpt-image-1", "dall-e-3"],
+      ],
+    );
   });
 });
 

@@ -107,4 +107,23 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "catalog models from the admin API; the model a client named",
+    // `definition` is JSON the catalog alone reads, whole, like `fallbacks` above. `hidden` 1
+    // marks a built-in model the admin deleted. `requested_model` is null unless a model other
+    // than the one named served the request; the partial index keeps the usage filter, which
+    // matches either column, off a full scan while costing nothing for the usual row.
+    sql: `
+      CREATE TABLE catalog_models (
+        id TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        hidden INTEGER NOT NULL DEFAULT 0 CHECK (hidden IN (0, 1)),
+        updated_at BIGINT NOT NULL
+      );
+      ALTER TABLE usage_records ADD COLUMN requested_model TEXT;
+      CREATE INDEX usage_records_requested_model_time ON usage_records (requested_model, created_at)
+        WHERE requested_model IS NOT NULL;
+    `,
+  },
 ];

@@ -12,6 +12,8 @@ import { createHash } from "node:crypto";
 import { Pool, type PoolClient } from "pg";
 import { MIGRATIONS } from "./migrations.ts";
 import {
+  catalogModelFromRow,
+  catalogModelValues,
   credentialFromRow,
   credentialValues,
   imagePriceFromRow,
@@ -24,6 +26,7 @@ import {
   type Row,
   tokenPriceFromRow,
   tokenPriceValues,
+  USAGE_COLUMNS,
   usageFromRow,
   usageValues,
 } from "./rows.ts";
@@ -51,6 +54,19 @@ function instanceLockKey(database: string, schema: string): string {
   const digest = createHash("sha256").update(`image-hub live hubs:${database}.${schema}`).digest();
   return digest.readBigInt64BE(0).toString();
 }
+
+/**
+ * The channel on which every write to catalog_models is announced, as SQL the server evaluates:
+ * per database and schema as the connection sees them, like instanceLockKey, so hubs on another
+ * store of the same server hear nothing. A channel is an identifier (63 bytes at most); this one
+ * is lower-case letters, digits and `_`, so it needs no quoting.
+ */
+const CATALOG_CHANNEL = `'image_hub_catalog_' || left(encode(sha256(convert_to(
+  'image-hub catalog:' || current_database() || '.' || current_schema(), 'UTF8')), 'hex'), 32)`;
+
+/** The wait before opening a lost member connection again, doubled after each failure. */
+const RECONNECT_FIRST_MS = 250;
+const RECONNECT_MAX_MS = 30_000;
 
 /**
  * Opens a pool on `url` and brings the schema up to date before returning.
@@ -84,13 +100,118 @@ export async function openPostgresDatabase(
   }
 
   let closed = false;
-  let member: PoolClient | undefined;
+  /**
+   * The connection this hub keeps for its life, opened on first need. It holds the live-hub lock
+   * shared (once releaseReservationsIfAlone `registered` the hub) and LISTENs on the catalog
+   * channel. Both are session state: a connection opened after a lost one takes both again.
+   */
+  let member: { client: PoolClient; drop: () => void } | undefined;
+  let connecting: Promise<PoolClient> | undefined;
+  let registered = false;
   let lockKey = "";
+  let channel = "";
+  const catalogListeners = new Set<() => void>();
+  /** Set when catalog changes may have gone unheard (no connection): told once one is back. */
+  let unheard = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  let retryDelay = RECONNECT_FIRST_MS;
   const query = async (sql: string, values: unknown[] = []) => (await pool.query(sql, values)).rows;
   const first = async (sql: string, values: unknown[] = []) =>
     (await pool.query(sql, values)).rows[0] as Row | undefined;
   const changed = async (sql: string, values: unknown[]) =>
     ((await pool.query(sql, values)).rowCount ?? 0) > 0;
+  /**
+   * A write to catalog_models (without RETURNING) that notifies every hub on this store of each
+   * row it changed, in the same statement and so in the same transaction: the notification goes
+   * out on commit, or not at all. True when a row changed.
+   */
+  const catalogWrite = (sql: string, values: unknown[]) =>
+    changed(
+      `WITH written AS (${sql} RETURNING id)
+        SELECT pg_notify(${CATALOG_CHANNEL}, id) FROM written`,
+      values,
+    );
+
+  const tellCatalogListeners = () => {
+    for (const listener of [...catalogListeners]) {
+      try {
+        listener();
+      } catch {
+        // The listener's own failure: the other listeners still hear.
+      }
+    }
+  };
+
+  const openMember = async (): Promise<PoolClient> => {
+    const client = await pool.connect();
+    let dropped = false;
+    const drop = () => {
+      if (dropped) return;
+      dropped = true;
+      // Destroyed, not handed back: its lock and LISTEN must not live on in the pool.
+      client.release(true);
+      if (member?.client !== client) return;
+      member = undefined;
+      unheard = true;
+      reconnectLater();
+    };
+    // A lost connection has lost its lock and its LISTEN. Nothing is logged: the hub goes on, and
+    // reconnectLater() opens another while the hub needs one.
+    client.on("error", drop);
+    client.on("notification", (message) => {
+      if (!closed && message.channel === channel) tellCatalogListeners();
+    });
+    try {
+      const { rows } = await client.query(
+        `SELECT current_database() AS database, current_schema() AS schema,
+          ${CATALOG_CHANNEL} AS channel`,
+      );
+      lockKey = instanceLockKey(String(rows[0]?.database), String(rows[0]?.schema));
+      channel = String(rows[0]?.channel);
+      if (registered) await client.query("SELECT pg_advisory_lock_shared($1::bigint)", [lockKey]);
+      await client.query(`LISTEN ${channel}`);
+    } catch (error) {
+      drop();
+      throw error;
+    }
+    if (closed) {
+      drop();
+      throw new Error("The database was closed.");
+    }
+    member = { client, drop };
+    retryDelay = RECONNECT_FIRST_MS;
+    if (unheard) {
+      unheard = false;
+      tellCatalogListeners();
+    }
+    return client;
+  };
+
+  const memberConnection = (): Promise<PoolClient> => {
+    if (member) return Promise.resolve(member.client);
+    connecting ??= openMember().finally(() => {
+      connecting = undefined;
+    });
+    return connecting;
+  };
+
+  /**
+   * Opens the member connection again, backing off, while the hub needs it: it is registered as
+   * live, or someone listens for catalog changes. Otherwise the next call that needs it opens it.
+   */
+  const reconnectLater = () => {
+    if (closed || retry !== undefined) return;
+    if (!registered && catalogListeners.size === 0) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      memberConnection().catch(() => {
+        retryDelay = Math.min(retryDelay * 2, RECONNECT_MAX_MS);
+        reconnectLater();
+      });
+    }, retryDelay);
+    // A hub is kept alive by its server; a CLI or a test must be free to exit.
+    retry.unref();
+  };
 
   const database: Database = {
     kind: "postgres",
@@ -359,19 +480,53 @@ export async function openPostgresDatabase(
       return changed("DELETE FROM model_routes WHERE model = $1", [model]);
     },
 
+    async listCatalogModels() {
+      const rows = await query('SELECT * FROM catalog_models ORDER BY id COLLATE "C"');
+      return rows.map(catalogModelFromRow);
+    },
+    async putCatalogModel(record) {
+      await catalogWrite(
+        `INSERT INTO catalog_models (id, definition, hidden, updated_at) VALUES ($1, $2, $3, $4)
+          ON CONFLICT (id) DO UPDATE SET definition = excluded.definition,
+            hidden = excluded.hidden, updated_at = excluded.updated_at`,
+        catalogModelValues(record),
+      );
+    },
+    async insertCatalogModel(record) {
+      // One statement: against a visible row the upsert's WHERE is false and nothing changes; two
+      // hubs inserting at once queue on the row, and the second sees the first's visible row.
+      return catalogWrite(
+        `INSERT INTO catalog_models (id, definition, hidden, updated_at) VALUES ($1, $2, $3, $4)
+          ON CONFLICT (id) DO UPDATE SET definition = excluded.definition,
+            hidden = excluded.hidden, updated_at = excluded.updated_at
+            WHERE catalog_models.hidden = 1`,
+        catalogModelValues(record),
+      );
+    },
+    async deleteCatalogModel(id) {
+      return catalogWrite("DELETE FROM catalog_models WHERE id = $1", [id]);
+    },
+    onCatalogChange(listener) {
+      catalogListeners.add(listener);
+      if (!closed && member === undefined) {
+        memberConnection().catch(() => {
+          unheard = true;
+          reconnectLater();
+        });
+      }
+      return () => {
+        catalogListeners.delete(listener);
+      };
+    },
+
     async releaseReservationsIfAlone(before) {
-      if (!member) {
-        member = await pool.connect();
-        // Losing this connection means losing the lock: nothing to do but let the pool replace it.
-        member.on("error", () => {});
-        const where = await member.query(
-          "SELECT current_database() AS database, current_schema() AS schema",
-        );
-        lockKey = instanceLockKey(String(where.rows[0]?.database), String(where.rows[0]?.schema));
-        await member.query("SELECT pg_advisory_lock_shared($1::bigint)", [lockKey]);
+      const client = await memberConnection();
+      if (!registered) {
+        await client.query("SELECT pg_advisory_lock_shared($1::bigint)", [lockKey]);
+        registered = true;
       }
       const key = lockKey;
-      const { rows } = await member.query("SELECT pg_try_advisory_lock($1::bigint) AS alone", [
+      const { rows } = await client.query("SELECT pg_try_advisory_lock($1::bigint) AS alone", [
         key,
       ]);
       if (rows[0]?.alone !== true) return undefined;
@@ -379,14 +534,18 @@ export async function openPostgresDatabase(
         // Held exclusively: a hub starting now waits here, so none of its reservations is taken.
         return await database.releaseReservations(before);
       } finally {
-        await member.query("SELECT pg_advisory_unlock($1::bigint)", [key]);
+        await client.query("SELECT pg_advisory_unlock($1::bigint)", [key]);
       }
     },
 
     async close() {
       if (closed) return;
       closed = true;
-      member?.release(true);
+      clearTimeout(retry);
+      catalogListeners.clear();
+      // A connection being opened sees `closed` when it is done, and drops itself.
+      await connecting?.catch(() => {});
+      member?.drop();
       await pool.end();
     },
   };
@@ -447,14 +606,10 @@ async function inTransaction(client: PoolClient, work: () => Promise<void>): Pro
   }
 }
 
-const USAGE_COLUMNS = `id, key_id, model, provider, images_requested, images_delivered, size,
-  quality, response_format, status, error_code, latency_ms, upstream_latency_ms, cost_micros,
-  input_tokens, output_tokens, created_at`;
-
 /** Inserts the usageValues() given after the first `offset` parameters of the statement. */
 function insertUsage(offset: number): string {
-  const placeholders = Array.from({ length: 17 }, (_, index) => `$${offset + index + 1}`);
-  return `INSERT INTO usage_records (${USAGE_COLUMNS}) VALUES (${placeholders.join(", ")})`;
+  const placeholders = USAGE_COLUMNS.map((_, index) => `$${offset + index + 1}`);
+  return `INSERT INTO usage_records (${USAGE_COLUMNS.join(", ")}) VALUES (${placeholders.join(", ")})`;
 }
 
 /**
@@ -469,12 +624,13 @@ function assignments(columns: Array<[string, unknown]>): string {
 function usageWhere(filter: UsageFilter): { where: string; values: unknown[] } {
   const conditions: string[] = [];
   const values: unknown[] = [];
+  // Every `?` of a condition is its one value.
   const add = (condition: string, value: unknown) => {
     values.push(value);
-    conditions.push(condition.replace("?", `$${values.length}`));
+    conditions.push(condition.replaceAll("?", `$${values.length}`));
   };
   if (filter.keyId !== undefined) add("key_id = ?", filter.keyId);
-  if (filter.model !== undefined) add("model = ?", filter.model);
+  if (filter.model !== undefined) add("(model = ? OR requested_model = ?)", filter.model);
   if (filter.from !== undefined) add("created_at >= ?", filter.from);
   if (filter.to !== undefined) add("created_at < ?", filter.to);
   return { where: conditions.length ? `WHERE ${conditions.join(" AND ")}` : "", values };

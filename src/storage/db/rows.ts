@@ -4,6 +4,7 @@
  */
 import type {
   ApiKeyRecord,
+  CatalogModelRecord,
   FallbackTarget,
   ImagePrice,
   KeyRole,
@@ -43,6 +44,7 @@ export function usageFromRow(row: Row): UsageRecord {
     id: String(row.id),
     keyId: String(row.key_id),
     model: String(row.model),
+    requestedModel: nullableText(row.requested_model),
     provider: String(row.provider),
     imagesRequested: Number(row.images_requested),
     imagesDelivered: Number(row.images_delivered),
@@ -106,6 +108,15 @@ export function modelRouteFromRow(row: Row): ModelRouteRecord {
   };
 }
 
+export function catalogModelFromRow(row: Row): CatalogModelRecord {
+  return {
+    id: String(row.id),
+    definition: String(row.definition),
+    hidden: Number(row.hidden) === 1,
+    updatedAt: Number(row.updated_at),
+  };
+}
+
 /**
  * The `fallbacks` column. Every image request routes through what this returns and the hub
  * reads it at start, so a value it cannot make sense of (edited by hand, or written by a later
@@ -158,11 +169,36 @@ export function keyValues(record: ApiKeyRecord): SqlValue[] {
   ];
 }
 
+/** The columns of a usage record, in the order of usageValues(): every INSERT names them all. */
+export const USAGE_COLUMNS = [
+  "id",
+  "key_id",
+  "model",
+  "requested_model",
+  "provider",
+  "images_requested",
+  "images_delivered",
+  "size",
+  "quality",
+  "response_format",
+  "status",
+  "error_code",
+  "latency_ms",
+  "upstream_latency_ms",
+  "cost_micros",
+  "input_tokens",
+  "output_tokens",
+  "created_at",
+] as const;
+
+/** In the order of USAGE_COLUMNS. */
 export function usageValues(record: UsageRecord): SqlValue[] {
   return [
     record.id,
     record.keyId,
     record.model,
+    // A record built without the field (before it existed) reads as "the model named served".
+    record.requestedModel ?? null,
     record.provider,
     record.imagesRequested,
     record.imagesDelivered,
@@ -203,6 +239,10 @@ export function modelRouteValues(record: ModelRouteRecord): SqlValue[] {
     record.retryBillable ? 1 : 0,
     record.updatedAt,
   ];
+}
+
+export function catalogModelValues(record: CatalogModelRecord): SqlValue[] {
+  return [record.id, record.definition, record.hidden ? 1 : 0, record.updatedAt];
 }
 
 export function imagePriceValues(price: ImagePrice): Array<string | number> {

@@ -10,6 +10,8 @@ import path from "node:path";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { MIGRATIONS } from "./migrations.ts";
 import {
+  catalogModelFromRow,
+  catalogModelValues,
   credentialFromRow,
   credentialValues,
   imagePriceFromRow,
@@ -21,6 +23,7 @@ import {
   modelsToText,
   tokenPriceFromRow,
   tokenPriceValues,
+  USAGE_COLUMNS,
   usageFromRow,
   usageValues,
 } from "./rows.ts";
@@ -79,10 +82,10 @@ export function openSqliteDatabase(file: string): Database {
     oldReservations: db.prepare(
       "SELECT id, key_id, amount_micros FROM reservations WHERE created_at < ?",
     ),
-    insertUsage: db.prepare(`INSERT INTO usage_records (id, key_id, model, provider,
-      images_requested, images_delivered, size, quality, response_format, status, error_code,
-      latency_ms, upstream_latency_ms, cost_micros, input_tokens, output_tokens, created_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertUsage: db.prepare(
+      `INSERT INTO usage_records (${USAGE_COLUMNS.join(", ")})
+        VALUES (${USAGE_COLUMNS.map(() => "?").join(", ")})`,
+    ),
     selectImagePrices: db.prepare("SELECT * FROM image_prices ORDER BY model, size, quality"),
     selectTokenPrices: db.prepare("SELECT * FROM token_prices ORDER BY model"),
     putImagePrice: db.prepare(`INSERT INTO image_prices (model, size, quality, micros_per_image,
@@ -115,6 +118,28 @@ export function openSqliteDatabase(file: string): Database {
       fallbacks = excluded.fallbacks, timeout_ms = excluded.timeout_ms,
       retry_billable = excluded.retry_billable, updated_at = excluded.updated_at`),
     deleteModelRoute: db.prepare("DELETE FROM model_routes WHERE model = ?"),
+    selectCatalogModels: db.prepare("SELECT * FROM catalog_models ORDER BY id"),
+    putCatalogModel: db.prepare(`INSERT INTO catalog_models (id, definition, hidden, updated_at)
+      VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET definition = excluded.definition,
+      hidden = excluded.hidden, updated_at = excluded.updated_at`),
+    // One statement: a visible row makes the upsert's WHERE false, so nothing changes.
+    insertCatalogModel: db.prepare(`INSERT INTO catalog_models (id, definition, hidden, updated_at)
+      VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET definition = excluded.definition,
+      hidden = excluded.hidden, updated_at = excluded.updated_at
+      WHERE catalog_models.hidden = 1`),
+    deleteCatalogModel: db.prepare("DELETE FROM catalog_models WHERE id = ?"),
+  };
+
+  const catalogListeners = new Set<() => void>();
+  /** After a write that changed catalog_models, once it is committed. */
+  const catalogChanged = () => {
+    for (const listener of [...catalogListeners]) {
+      try {
+        listener();
+      } catch {
+        // The listener's own failure: the write stands, and the other listeners still hear.
+      }
+    }
   };
 
   const findKey = (id: string) => {
@@ -311,7 +336,34 @@ export function openSqliteDatabase(file: string): Database {
       return Number(statements.deleteModelRoute.run(model).changes) === 1;
     },
 
+    async listCatalogModels() {
+      return statements.selectCatalogModels.all().map(catalogModelFromRow);
+    },
+    async putCatalogModel(record) {
+      statements.putCatalogModel.run(...catalogModelValues(record));
+      catalogChanged();
+    },
+    async insertCatalogModel(record) {
+      const inserted =
+        Number(statements.insertCatalogModel.run(...catalogModelValues(record)).changes) === 1;
+      if (inserted) catalogChanged();
+      return inserted;
+    },
+    async deleteCatalogModel(id) {
+      const deleted = Number(statements.deleteCatalogModel.run(id).changes) === 1;
+      if (deleted) catalogChanged();
+      return deleted;
+    },
+    // One hub owns the file: its own writes are the ones to hear.
+    onCatalogChange(listener) {
+      catalogListeners.add(listener);
+      return () => {
+        catalogListeners.delete(listener);
+      };
+    },
+
     async close() {
+      catalogListeners.clear();
       if (db.isOpen) db.close();
     },
   };
@@ -353,8 +405,8 @@ function usageWhere(filter: UsageFilter): { where: string; values: SQLInputValue
     values.push(filter.keyId);
   }
   if (filter.model !== undefined) {
-    clauses.push("model = ?");
-    values.push(filter.model);
+    clauses.push("(model = ? OR requested_model = ?)");
+    values.push(filter.model, filter.model);
   }
   if (filter.from !== undefined) {
     clauses.push("created_at >= ?");

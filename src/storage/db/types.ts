@@ -36,7 +36,13 @@ export type UsageStatus = "succeeded" | "partial" | "failed";
 export interface UsageRecord {
   id: string;
   keyId: string;
+  /** The catalog id of the model that served the request. */
   model: string;
+  /**
+   * The model the client named, as the catalog id, when another served it (a retired model's
+   * successor); null when the model named is the one that served.
+   */
+  requestedModel: string | null;
   provider: string;
   imagesRequested: number;
   imagesDelivered: number;
@@ -63,6 +69,7 @@ export interface Reservation {
 
 export interface UsageFilter {
   keyId?: string;
+  /** Matches the model that served and the model the client named (`requestedModel`). */
   model?: string;
   /** Inclusive lower bound, ms since the epoch. */
   from?: number;
@@ -71,7 +78,7 @@ export interface UsageFilter {
 }
 
 export interface UsageTotal {
-  /** `YYYY-MM-DD` (UTC) for totals per day; the model id for totals per model. */
+  /** `YYYY-MM-DD` (UTC) for totals per day; the id of the serving model for totals per model. */
   group: string;
   requests: number;
   imagesRequested: number;
@@ -133,6 +140,17 @@ export interface ModelRouteRecord {
   timeoutMs: number | null;
   /** Retry and fall back even after failures that may have produced a billable image. */
   retryBillable: boolean;
+  updatedAt: number;
+}
+
+/** A model an admin defined or changed (images/catalog merges these over the built-in ones). */
+export interface CatalogModelRecord {
+  /** The model id, lower case. */
+  id: string;
+  /** JSON text of the admin's fields; storage neither reads nor checks it. */
+  definition: string;
+  /** true: a built-in model the admin deleted (hidden until defined anew). */
+  hidden: boolean;
   updatedAt: number;
 }
 
@@ -217,6 +235,36 @@ export interface Database {
   /** Creates or replaces the route of `record.model`. */
   putModelRoute(record: ModelRouteRecord): Promise<void>;
   deleteModelRoute(model: string): Promise<boolean>;
+
+  // Catalog models (admin definitions and overrides)
+  /** Ordered by id, bytewise. */
+  listCatalogModels(): Promise<CatalogModelRecord[]>;
+  /** Creates or replaces the row of `record.id`. */
+  putCatalogModel(record: CatalogModelRecord): Promise<void>;
+  /**
+   * Creates the row only when no row has this id, or when the existing row is hidden (a deleted
+   * built-in defined anew); false when a visible row exists (the caller answers 409). Atomic (no
+   * race between two instances).
+   */
+  insertCatalogModel(record: CatalogModelRecord): Promise<boolean>;
+  /** False when there was no row of this id. */
+  deleteCatalogModel(id: string): Promise<boolean>;
+  /**
+   * Calls `listener` soon after any instance changes catalog_models: on PostgreSQL through
+   * LISTEN/NOTIFY on the connection each hub keeps for its life, so every hub on the same
+   * database and schema hears it; on SQLite after the writes made through this Database. Only
+   * writes that changed a row count (an insert refused or a delete of nothing is silent).
+   *
+   * On PostgreSQL, listening starts within a round trip of the first call, not before it
+   * returns. When the connection is lost, it is opened again (backing off) and every listener is
+   * called once more, since changes made meanwhile went unheard. A listener that throws is
+   * skipped: neither the write nor the other listeners see its error. Closing the database
+   * stops listening. Returns a function that stops this listener.
+   *
+   * @example
+   * const stop = db.onCatalogChange(() => void reloadCatalog());
+   */
+  onCatalogChange(listener: () => void): () => void;
 
   close(): Promise<void>;
 }

@@ -12,12 +12,14 @@ import { openDatabase } from "../../../src/storage/db/open.ts";
 import { openPostgresDatabase } from "../../../src/storage/db/postgres.ts";
 import type {
   ApiKeyRecord,
+  CatalogModelRecord,
   Database,
   FallbackTarget,
   ImagePrice,
   ModelRouteRecord,
   ProviderCredentialRecord,
   TokenPrice,
+  UsageFilter,
   UsageRecord,
 } from "../../../src/storage/db/types.ts";
 import {
@@ -39,6 +41,7 @@ const postgres = backends.find((backend) => backend.name === "postgres");
 
 const TABLES = [
   "api_keys",
+  "catalog_models",
   "image_prices",
   "model_routes",
   "provider_credentials",
@@ -70,6 +73,7 @@ function usage(id: string, overrides: Partial<UsageRecord> = {}): UsageRecord {
     id,
     keyId: "k1",
     model: "dall-e-3",
+    requestedModel: null,
     provider: "openai",
     imagesRequested: 1,
     imagesDelivered: 1,
@@ -125,6 +129,54 @@ function credential(overrides: Partial<ProviderCredentialRecord> = {}): Provider
     disabledAt: null,
     ...overrides,
   };
+}
+
+function catalogModel(overrides: Partial<CatalogModelRecord> = {}): CatalogModelRecord {
+  return {
+    id: "acme-image-2",
+    definition: JSON.stringify({ provider: "openai", sizes: ["1024x1024"], label: "Acme ✓" }),
+    hidden: false,
+    updatedAt: T0,
+    ...overrides,
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves once `done()` holds, checking every 10 ms; fails after `ms`. */
+async function eventually(done: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
+    await sleep(10);
+  }
+}
+
+/** A listener that counts its calls. */
+function ear() {
+  const counted = {
+    calls: 0,
+    listener: () => {
+      counted.calls += 1;
+    },
+  };
+  return counted;
+}
+
+/**
+ * PostgreSQL starts listening within a round trip of onCatalogChange, not before it returns:
+ * writes until every ear has heard one, lets late notifications arrive, then zeroes the counts.
+ */
+async function untilListening(write: () => Promise<unknown>, ...ears: Array<{ calls: number }>) {
+  const deadline = Date.now() + 5000;
+  while (!ears.every((counted) => counted.calls > 0)) {
+    if (Date.now() > deadline) assert.fail("no listener heard a write within 5000 ms");
+    await write();
+    const patience = Date.now() + 300;
+    while (!ears.every((counted) => counted.calls > 0) && Date.now() < patience) await sleep(10);
+  }
+  await sleep(200);
+  for (const counted of ears) counted.calls = 0;
 }
 
 function route(overrides: Partial<ModelRouteRecord> = {}): ModelRouteRecord {
@@ -662,6 +714,78 @@ for (const backend of backends) {
       });
     });
 
+    describe("the model a client named", () => {
+      // dall-e-3 is retired; gpt-image-1 serves its requests.
+      const served = (id: string, overrides: Partial<UsageRecord> = {}) =>
+        usage(id, { model: "gpt-image-1", requestedModel: "dall-e-3", ...overrides });
+
+      it("round-trips through settle and recordUsage, and survives a restart", async () => {
+        await db().createKey(key({ balanceMicros: 1_000_000 }));
+        await db().reserve({ id: "r1", keyId: "k1", amountMicros: 100_000, createdAt: T0 });
+        const settled = served("u1", { costMicros: PRICE, createdAt: T0 + 2 });
+        await db().settle("r1", settled);
+        const recorded = served("u2", { status: "failed", imagesDelivered: 0, createdAt: T0 + 1 });
+        const direct = usage("u3", { createdAt: T0 });
+        await db().recordUsage(recorded);
+        await db().recordUsage(direct);
+        assert.deepEqual(await db().listUsage({ limit: 10 }), [settled, recorded, direct]);
+        await opened?.reopen();
+        assert.deepEqual(await db().listUsage({ limit: 10 }), [settled, recorded, direct]);
+      });
+
+      it("a record built without the field reads as named-and-served", async () => {
+        const { requestedModel: _, ...legacy } = usage("u1");
+        await db().recordUsage(legacy as UsageRecord);
+        assert.deepEqual(await db().listUsage({ limit: 10 }), [usage("u1")]);
+      });
+
+      it("the model filter matches the model named as well as the one that served", async () => {
+        await db().recordUsage(usage("u1", { createdAt: T0, costMicros: 1 }));
+        await db().recordUsage(served("u2", { createdAt: T0 + 1, costMicros: 10 }));
+        await db().recordUsage(usage("u3", { createdAt: T0 + 2, model: "gpt-image-1" }));
+        await db().recordUsage(usage("u4", { createdAt: T0 + 3, model: "imagen-4", keyId: "k2" }));
+        const ids = async (filter: UsageFilter) =>
+          (await db().listUsage({ ...filter, limit: 10 })).map((record) => record.id);
+        assert.deepEqual(await ids({ model: "dall-e-3" }), ["u2", "u1"]);
+        assert.deepEqual(await ids({ model: "gpt-image-1" }), ["u3", "u2"]);
+        assert.deepEqual(await ids({ model: "dall-e-3", from: T0 + 1 }), ["u2"]);
+        assert.deepEqual(await ids({ model: "dall-e-3", keyId: "k2" }), []);
+        assert.deepEqual(await ids({ model: "imagen-4" }), ["u4"]);
+
+        // Totals follow the same filter, grouped by the model that served.
+        const byModel = await db().usageTotals({ model: "dall-e-3" }, "model");
+        assert.deepEqual(
+          byModel.map((total) => [total.group, total.requests, total.costMicros]),
+          [
+            ["dall-e-3", 1, 1],
+            ["gpt-image-1", 1, 10],
+          ],
+        );
+        const byDay = await db().usageTotals({ model: "dall-e-3" }, "day");
+        assert.deepEqual(
+          byDay.map((total) => [total.group, total.requests, total.costMicros]),
+          [["2025-01-30", 2, 11]],
+        );
+      });
+
+      it("a store of version 3 migrates: catalog models, and old records named what served", async () => {
+        await db().recordUsage(served("u1"));
+        // Back to what version 3 left: no catalog table, no requested_model, no version 4.
+        await query("DROP TABLE catalog_models");
+        await query("DROP INDEX usage_records_requested_model_time");
+        await query("ALTER TABLE usage_records DROP COLUMN requested_model");
+        await query("DELETE FROM schema_migrations WHERE version = 4");
+
+        await opened?.reopen();
+        assert.deepEqual(await db().listUsage({ limit: 10 }), [
+          served("u1", { requestedModel: null }),
+        ]);
+        assert.deepEqual(await db().listCatalogModels(), []);
+        await db().recordUsage(served("u2", { createdAt: T0 + 1 }));
+        assert.equal((await db().listUsage({ model: "dall-e-3", limit: 10 }))[0]?.id, "u2");
+      });
+    });
+
     describe("prices", () => {
       it("seeds only the prices that are missing: admin edits survive a re-seed", async () => {
         const standard = imagePrice();
@@ -857,6 +981,208 @@ for (const backend of backends) {
         assert.deepEqual(await db().listCredentials(), [credential()]);
         await db().putModelRoute(route());
         assert.deepEqual(await db().listModelRoutes(), [route()]);
+      });
+    });
+
+    describe("catalog models", () => {
+      it("puts, replaces, lists by id bytewise and deletes", async () => {
+        const acme = catalogModel();
+        const hiddenBuiltIn = catalogModel({ id: "dall-e-2", definition: "{}", hidden: true });
+        const upper = catalogModel({ id: "Z-model", updatedAt: T0 + 1 });
+        const local = catalogModel({ id: "local/sketch", definition: '{"n":[1,2]}' });
+        for (const record of [acme, local, upper, hiddenBuiltIn])
+          await db().putCatalogModel(record);
+        assert.deepEqual(await db().listCatalogModels(), [upper, acme, hiddenBuiltIn, local]);
+
+        const replaced = catalogModel({ definition: '{"label":"v2"}', updatedAt: T0 + 5 });
+        await db().putCatalogModel(replaced);
+        // A put may also hide a model, or show a hidden one again.
+        const shown = { ...hiddenBuiltIn, hidden: false, updatedAt: T0 + 6 };
+        await db().putCatalogModel(shown);
+        assert.deepEqual(await db().listCatalogModels(), [upper, replaced, shown, local]);
+        assert.equal(await count("catalog_models"), 4);
+
+        assert.equal(await db().deleteCatalogModel("acme-image-2"), true);
+        assert.equal(await db().deleteCatalogModel("acme-image-2"), false);
+        assert.equal(await db().deleteCatalogModel("no-such-model"), false);
+        assert.deepEqual(await db().listCatalogModels(), [upper, shown, local]);
+      });
+
+      it("inserts only over no row or a hidden one: a visible row stays (409)", async () => {
+        const first = catalogModel();
+        assert.equal(await db().insertCatalogModel(first), true);
+        assert.equal(
+          await db().insertCatalogModel(catalogModel({ definition: "{}", updatedAt: T0 + 1 })),
+          false,
+        );
+        assert.deepEqual(await db().listCatalogModels(), [first]);
+
+        // A deleted built-in: hidden until defined anew.
+        await db().putCatalogModel(
+          catalogModel({ id: "dall-e-3", definition: "{}", hidden: true }),
+        );
+        const anew = catalogModel({
+          id: "dall-e-3",
+          definition: '{"label":"mine"}',
+          updatedAt: T0 + 2,
+        });
+        assert.equal(await db().insertCatalogModel(anew), true);
+        assert.equal(await db().insertCatalogModel({ ...anew, updatedAt: T0 + 3 }), false);
+        assert.deepEqual(await db().listCatalogModels(), [first, anew]);
+      });
+
+      it("of many inserts of one id at once, exactly one succeeds", async () => {
+        const attempts = Array.from({ length: 8 }, (_, index) =>
+          catalogModel({ definition: JSON.stringify({ attempt: index }), updatedAt: T0 + index }),
+        );
+        const results = await Promise.all(
+          attempts.map((record) => db().insertCatalogModel(record)),
+        );
+        assert.equal(results.filter(Boolean).length, 1);
+        const winner = attempts[results.indexOf(true)];
+        assert.deepEqual(await db().listCatalogModels(), [winner]);
+      });
+
+      it("keeps the definition text exactly, through a restart", async () => {
+        const record = catalogModel({
+          definition: '{"label":"ünïcode \\"quoted\\" ✓","sizes":["1024x1024"],"price":0.04}\n',
+          hidden: false,
+          updatedAt: 123_456_789_012,
+        });
+        await db().putCatalogModel(record);
+        await opened?.reopen();
+        assert.deepEqual(await db().listCatalogModels(), [record]);
+      });
+
+      it("refuses a hidden flag other than 0 or 1", async () => {
+        await db().putCatalogModel(catalogModel());
+        await assert.rejects(query("UPDATE catalog_models SET hidden = 2"));
+        assert.deepEqual(await db().listCatalogModels(), [catalogModel()]);
+      });
+
+      it("tells listeners of each write that changed a row, and of nothing else", async () => {
+        const heard = ear();
+        const other = ear();
+        const stop = db().onCatalogChange(heard.listener);
+        db().onCatalogChange(() => {
+          throw new Error("a listener's own bug");
+        });
+        db().onCatalogChange(other.listener);
+        await untilListening(
+          () => db().putCatalogModel(catalogModel({ id: "ready" })),
+          heard,
+          other,
+        );
+
+        await db().putCatalogModel(catalogModel());
+        await eventually(() => heard.calls === 1, "a put");
+        assert.equal(await db().insertCatalogModel(catalogModel()), false);
+        assert.equal(await db().deleteCatalogModel("no-such-model"), false);
+        assert.equal(await db().insertCatalogModel(catalogModel({ id: "m2" })), true);
+        assert.equal(await db().deleteCatalogModel("m2"), true);
+        // Notifications arrive in commit order: once this one is heard, every earlier one was.
+        await db().putCatalogModel(catalogModel({ updatedAt: T0 + 1 }));
+        await eventually(() => heard.calls >= 4, "four writes that changed a row");
+        await sleep(100);
+        assert.equal(heard.calls, 4, "the refused insert and the delete of nothing are silent");
+        assert.equal(other.calls, 4, "a listener that throws stops no other");
+
+        stop();
+        await db().putCatalogModel(catalogModel({ updatedAt: T0 + 2 }));
+        await eventually(() => other.calls === 5, "the remaining listener hears");
+        assert.equal(heard.calls, 4, "a stopped listener hears nothing");
+      });
+
+      describe("across hubs", {
+        skip: backend.name === "postgres" ? false : "PostgreSQL only: one SQLite file, one hub",
+      }, () => {
+        const schemaOf = async () =>
+          String((await query("SELECT current_schema() AS name"))[0]?.name);
+        const others: Database[] = [];
+        const otherSchemas: string[] = [];
+        afterEach(async () => {
+          for (const other of others.splice(0)) await other.close();
+          for (const schema of otherSchemas.splice(0)) await dropSchema(schema);
+        });
+
+        it("a write on one hub reaches the listeners of another on the same store, not on others", async () => {
+          const schema = await schemaOf();
+          const writer = await openPostgresDatabase(postgresUrl, { schema });
+          others.push(writer);
+          const elsewhereSchema = freshSchemaName();
+          otherSchemas.push(elsewhereSchema);
+          const elsewhere = await openPostgresDatabase(postgresUrl, { schema: elsewhereSchema });
+          others.push(elsewhere);
+
+          const heard = ear();
+          const heardElsewhere = ear();
+          db().onCatalogChange(heard.listener);
+          elsewhere.onCatalogChange(heardElsewhere.listener);
+          await untilListening(
+            async () => {
+              await db().putCatalogModel(catalogModel({ id: "ready" }));
+              await elsewhere.putCatalogModel(catalogModel({ id: "ready" }));
+            },
+            heard,
+            heardElsewhere,
+          );
+
+          await writer.putCatalogModel(catalogModel());
+          await eventually(() => heard.calls === 1, "a put on another hub");
+          assert.equal(await writer.insertCatalogModel(catalogModel({ id: "m2" })), true);
+          assert.equal(await writer.deleteCatalogModel("ready"), true);
+          await eventually(() => heard.calls === 3, "an insert and a delete on another hub");
+          assert.deepEqual(
+            (await db().listCatalogModels()).map((record) => record.id),
+            ["acme-image-2", "m2"],
+          );
+          await sleep(200);
+          assert.equal(heard.calls, 3);
+          assert.equal(heardElsewhere.calls, 0, "a hub on another schema hears nothing");
+        });
+
+        it("after close: no listener is called and nothing fails", async () => {
+          const schema = await schemaOf();
+          const listening = await openPostgresDatabase(postgresUrl, { schema });
+          const heard = ear();
+          listening.onCatalogChange(heard.listener);
+          await untilListening(() => db().putCatalogModel(catalogModel()), heard);
+          await listening.close();
+          await listening.close();
+          await db().putCatalogModel(catalogModel({ updatedAt: T0 + 1 }));
+          await sleep(200);
+          assert.equal(heard.calls, 0);
+
+          // Closed while its connection is still being opened.
+          const hasty = await openPostgresDatabase(postgresUrl, { schema });
+          hasty.onCatalogChange(heard.listener);
+          await hasty.close();
+          await db().putCatalogModel(catalogModel({ updatedAt: T0 + 2 }));
+          await sleep(200);
+          assert.equal(heard.calls, 0);
+        });
+
+        it("a lost connection is opened again, and its listeners told they may have missed a change", async () => {
+          const schema = await schemaOf();
+          const name = `hub_${freshSchemaName()}`;
+          const url = new URL(postgresUrl);
+          url.searchParams.set("application_name", name);
+          const hub = await openPostgresDatabase(url.href, { schema });
+          others.push(hub);
+          const heard = ear();
+          hub.onCatalogChange(heard.listener);
+          await untilListening(() => db().putCatalogModel(catalogModel()), heard);
+
+          // What a server restart or a failover does to the hub's sessions.
+          const ended = await query(
+            `SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = '${name}'`,
+          );
+          assert.ok(ended.length >= 1);
+          await eventually(() => heard.calls === 1, "told once the connection is back");
+          await db().putCatalogModel(catalogModel({ updatedAt: T0 + 1 }));
+          await eventually(() => heard.calls === 2, "hearing again");
+          assert.equal((await hub.listCatalogModels())[0]?.updatedAt, T0 + 1);
+        });
       });
     });
   });
