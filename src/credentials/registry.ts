@@ -15,6 +15,9 @@
  * an admin enables it again. Weight 0 keeps a credential out of the rotation; a model route's
  * fallback can still name it (`pinned`).
  *
+ * A provider's model list (`listModels`) is asked of its healthy credentials in turn, the
+ * environment's first, under the same health rules; the first list read is the answer.
+ *
  * @example
  * ```ts
  * const registry = createProviderRegistry({ db, vault, env: config, timeoutMs: 180_000 });
@@ -102,6 +105,8 @@ export interface ProviderRegistry {
   /** Forgets a cool-down or refusal (an admin enabled the credential again). */
   resetHealth(credentialId: string): void;
 }
+
+type ListOptions = Parameters<NonNullable<ImageProvider["listModels"]>>[0];
 
 interface PoolEntry {
   id: string;
@@ -283,9 +288,21 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   }
 
   /** Calls through `entry`; a 429 cools it down and a 401 disables it, then the error goes on. */
-  async function callThrough(entry: PoolEntry, call: ProviderCall) {
+  function callThrough(entry: PoolEntry, call: ProviderCall) {
+    return through(entry, (client) => client.generate(call));
+  }
+
+  /** Asks `entry` for its model list, under the same health rules as a call. */
+  function listThrough(entry: PoolEntry, listOptions: ListOptions) {
+    return through(entry, (client) => {
+      if (!client.listModels) throw new Error(`${entry.provider} lists no models.`);
+      return client.listModels(listOptions);
+    });
+  }
+
+  async function through<T>(entry: PoolEntry, work: (client: ImageProvider) => Promise<T>) {
     try {
-      return await entry.client.generate(call);
+      return await work(entry.client);
     } catch (error) {
       if (isHubError(error) && error.upstreamStatus === 429) coolDown(entry, error);
       if (isHubError(error) && error.upstreamStatus === 401) await refuse(entry);
@@ -384,22 +401,45 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
           }
         }
       },
+      /**
+       * The first list a healthy credential gives, asked in order (the environment's first):
+       * any failure moves on to the next, since a list is the same whoever asks for it.
+       */
+      async listModels(listOptions: ListOptions) {
+        const pool = state.pools[provider];
+        let lastError: unknown;
+        for (const entry of pool) {
+          if (healthOf(entry.id) || !entry.client.listModels) continue;
+          try {
+            return await listThrough(entry, listOptions);
+          } catch (error) {
+            if (listOptions.signal.aborted) throw error;
+            lastError = error;
+          }
+        }
+        throw lastError ?? noCredentialError(provider, pool);
+      },
     };
   }
 
   function pinned(credentialId: string): ImageProvider | undefined {
     const entry = state.entries.get(credentialId);
     if (!entry) return undefined;
-    return {
+    const healthyCurrent = () => {
+      const current = state.entries.get(credentialId) ?? entry;
+      if (healthOf(current.id)) throw noCredentialError(current.provider, [current]);
+      return current;
+    };
+    const provider: ImageProvider = {
       name: entry.provider,
-      generate(call: ProviderCall) {
-        const current = state.entries.get(credentialId) ?? entry;
-        if (healthOf(current.id)) {
-          return Promise.reject(noCredentialError(current.provider, [current]));
-        }
-        return callThrough(current, call);
+      async generate(call: ProviderCall) {
+        return callThrough(healthyCurrent(), call);
       },
     };
+    if (entry.client.listModels) {
+      provider.listModels = async (listOptions) => listThrough(healthyCurrent(), listOptions);
+    }
+    return provider;
   }
 
   function withHealth(view: CredentialView): CredentialView {

@@ -3,6 +3,8 @@
  * Imagen's `:predict`, every other id (gemini-2.5-flash-image, gemini-3-pro-image-preview, …)
  * through Gemini's `:generateContent`. Both on the Gemini API
  * (generativelanguage.googleapis.com), authenticated with `x-goog-api-key`, never a query key.
+ * `listModels` reads `GET /v1beta/models`, page by page; it carries no shutdown dates (Google
+ * publishes those only on its deprecations page).
  *
  * @example
  * const google = createGoogleProvider({ apiKey: process.env.GEMINI_API_KEY ?? "", baseURL: GOOGLE_DEFAULT_BASE_URL });
@@ -17,6 +19,7 @@ import type {
   ProviderImage,
   ProviderResult,
   TokenUsage,
+  UpstreamModel,
 } from "./types.ts";
 import type { UpstreamErrorBody } from "./upstream.ts";
 import { DEFAULT_UPSTREAM_TIMEOUT_MS, requestUpstreamJson } from "./upstream.ts";
@@ -109,6 +112,10 @@ export function imageSizeOfSize(size: string | undefined): GeminiImageSize | und
   return "4K";
 }
 
+/** Google's largest page; a list longer than this many pages is cut there. */
+const MODEL_LIST_PAGE_SIZE = 1000;
+const MAX_MODEL_LIST_PAGES = 10;
+
 type Post = (
   model: string,
   method: "generateContent" | "predict",
@@ -142,6 +149,30 @@ export function createGoogleProvider(options: HttpProviderOptions): ImageProvide
     }
   };
 
+  const getPage = async (
+    pageToken: string | undefined,
+    { signal, timeoutMs: listTimeoutMs }: { signal: AbortSignal; timeoutMs: number },
+  ): Promise<unknown> => {
+    const token = pageToken === undefined ? "" : `&pageToken=${encodeURIComponent(pageToken)}`;
+    try {
+      return await requestUpstreamJson({
+        provider: "Google",
+        dispatcher: options.dispatcher,
+        byteBudget: options.byteBudget,
+        url: `${baseURL}/v1beta/models?pageSize=${MODEL_LIST_PAGE_SIZE}${token}`,
+        init: {
+          method: "GET",
+          headers: { accept: "application/json", "x-goog-api-key": options.apiKey },
+        },
+        timeoutMs: listTimeoutMs,
+        maxReplyBytes: options.maxReplyBytes,
+        signal,
+      });
+    } catch (error) {
+      throw keyRejectionAsAuthFailure(error);
+    }
+  };
+
   return {
     name: "google",
     async generate(call) {
@@ -149,6 +180,31 @@ export function createGoogleProvider(options: HttpProviderOptions): ImageProvide
       return call.model.startsWith("imagen-")
         ? generateWithImagen(call, post)
         : generateWithGemini(call, post);
+    },
+    async listModels(listOptions) {
+      listOptions.signal.throwIfAborted();
+      const models: UpstreamModel[] = [];
+      let pageToken: string | undefined;
+      for (let page = 0; page < MAX_MODEL_LIST_PAGES; page++) {
+        const reply = await getPage(pageToken, listOptions);
+        // proto3 JSON leaves an empty `models` out: fine on a last page, not on the first, where
+        // it would say that every model is gone.
+        const entries = isObject(reply) ? (reply.models ?? (page > 0 ? [] : undefined)) : undefined;
+        if (!isObject(reply) || !Array.isArray(entries)) {
+          throw invalidModelList("Google answered a model list that is not one.");
+        }
+        for (const entry of entries) {
+          const name = isObject(entry) ? entry.name : undefined;
+          if (typeof name !== "string") continue;
+          const id = name.startsWith("models/") ? name.slice("models/".length) : name;
+          if (id !== "") models.push({ id, shutdownDate: null });
+        }
+        const next = reply.nextPageToken;
+        if (typeof next !== "string" || next === "") return models;
+        pageToken = next;
+      }
+      // A cut list would read as models gone; better to know nothing new.
+      throw invalidModelList(`Google's model list goes on past ${MAX_MODEL_LIST_PAGES} pages.`);
     },
   };
 }
@@ -405,6 +461,10 @@ function keyRejectionAsAuthFailure(error: unknown): unknown {
     upstreamStatus: 401,
     cause,
   });
+}
+
+function invalidModelList(message: string): HubError {
+  return upstreamFailed(message, { code: "upstream_invalid_response" });
 }
 
 function parseSize(size: string | undefined): { width: number; height: number } | undefined {

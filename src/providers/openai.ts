@@ -1,5 +1,6 @@
 /**
- * The OpenAI Images API: `POST /images/generations` (JSON) and `POST /images/edits` (multipart).
+ * The OpenAI Images API: `POST /images/generations` (JSON) and `POST /images/edits` (multipart),
+ * and the model list, `GET /models`, which tells which models still exist and when they shut down.
  *
  * Each model family takes its own parameters, and OpenAI rejects some it does not take (GPT image
  * models answer 400 to `response_format`), so a request carries only what its model takes; a
@@ -18,11 +19,13 @@ import type {
   ProviderImage,
   ProviderResult,
   TokenUsage,
+  UpstreamModel,
 } from "./types.ts";
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
   parseUpstreamJson,
   requestUpstreamBytes,
+  requestUpstreamJson,
   type UpstreamErrorBody,
   type UpstreamRequest,
 } from "./upstream.ts";
@@ -113,7 +116,57 @@ export function createOpenAIProvider(options: HttpProviderOptions): ImageProvide
       }
       return { ...resultOf(parseUpstreamJson(request, bytes), call, family), warnings };
     },
+    async listModels({ signal, timeoutMs: listTimeoutMs }) {
+      signal.throwIfAborted();
+      const reply = await requestUpstreamJson({
+        provider: "OpenAI",
+        dispatcher: options.dispatcher,
+        byteBudget: options.byteBudget,
+        url: `${baseURL}/models`,
+        init: {
+          method: "GET",
+          headers: { authorization: `Bearer ${options.apiKey}`, accept: "application/json" },
+        },
+        timeoutMs: listTimeoutMs,
+        maxReplyBytes: options.maxReplyBytes,
+        signal,
+      });
+      return modelsOf(reply);
+    },
   };
+}
+
+/**
+ * Reads `data[].id` and `data[].shutdown_date` of a model list; every other field (and every
+ * entry without a string id) is ignored. The list holds chat, embedding and audio models too.
+ */
+function modelsOf(reply: unknown): UpstreamModel[] {
+  const data = (reply as { data?: unknown } | null)?.data;
+  if (!Array.isArray(data)) throw invalidResponse("OpenAI answered a model list without data.");
+  const models: UpstreamModel[] = [];
+  for (const item of data) {
+    const entry = (typeof item === "object" && item !== null ? item : {}) as Record<
+      string,
+      unknown
+    >;
+    if (typeof entry.id !== "string" || entry.id === "") continue;
+    models.push({ id: entry.id, shutdownDate: shutdownDateOf(entry.shutdown_date) });
+  }
+  return models;
+}
+
+/**
+ * OpenAI documents `shutdown_date` as a `YYYY-MM-DD` string, or null when none is announced;
+ * Unix seconds (the unit of its `created`) are taken too, in case a field arrives that way.
+ */
+function shutdownDateOf(value: unknown): string | null {
+  let text = value;
+  if (typeof value === "number" && Number.isFinite(value)) {
+    const date = new Date(value * 1000);
+    text = Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+  }
+  if (typeof text !== "string") return null;
+  return /^\d{4}-\d{2}-\d{2}/.exec(text)?.[0] ?? null;
 }
 
 /** How many `data[].b64_json` strings a reply has: each must match one cut-out value. */

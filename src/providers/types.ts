@@ -84,6 +84,19 @@ export interface ImageProvider {
    * and an aborted `call.signal` rejects promptly with the signal's reason.
    */
   generate(call: ProviderCall): Promise<ProviderResult>;
+  /**
+   * The models the upstream offers now (OpenAI GET /models, Gemini GET /v1beta/models), or
+   * undefined on providers without a list (the built-in placeholder). Failures throw HubError.
+   */
+  listModels?(options: { signal: AbortSignal; timeoutMs: number }): Promise<UpstreamModel[]>;
+}
+
+/** One model as the upstream lists it. */
+export interface UpstreamModel {
+  /** The id the upstream takes in calls (Gemini's `models/` prefix removed). */
+  id: string;
+  /** `YYYY-MM-DD` when the upstream announces a shutdown date; null otherwise. */
+  shutdownDate: string | null;
 }
 
 /** What every HTTP provider takes, so tests can point it at a loopback simulator. */

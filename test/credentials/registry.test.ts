@@ -9,6 +9,7 @@ import {
   type ProviderRegistryOptions,
 } from "../../src/credentials/registry.ts";
 import { createVault, maskSecret, type Vault } from "../../src/credentials/vault.ts";
+import { HubError } from "../../src/errors.ts";
 import type { ProviderResult } from "../../src/providers/types.ts";
 import { openSqliteDatabase } from "../../src/storage/db/sqlite.ts";
 import type { Database, ProviderCredentialRecord } from "../../src/storage/db/types.ts";
@@ -45,7 +46,10 @@ after(async () => {
 
 beforeEach(async () => {
   db = openSqliteDatabase(path.join(dataDir, `hub-${nextId++}.sqlite`));
-  for (const sim of Object.values(sims)) sim.requests.length = 0;
+  for (const sim of Object.values(sims)) {
+    sim.requests.length = 0;
+    sim.failModelList = undefined;
+  }
 });
 
 afterEach(async () => {
@@ -318,5 +322,86 @@ describe("createProviderRegistry", () => {
     await pinned.generate(providerCall({ model: "dall-e-2", size: "256x256" }));
     assert.equal(callsTo(sims.b), 1);
     assert.equal(registry.pinned("cred_unknown"), undefined);
+  });
+
+  describe("listModels", () => {
+    const listOptions = () => ({ signal: new AbortController().signal, timeoutMs: 5_000 });
+    const listsAskedOf = (sim: OpenAISimulator) =>
+      sim.requests.filter((request) => request.path === "/v1/models").length;
+
+    it("skips a credential the upstream refuses (401) and answers from the next", async () => {
+      await store(sims.c);
+      const warnings: Record<string, unknown>[] = [];
+      const registry = registryOf({
+        // The environment's credential is asked first: B's simulator refuses A's key.
+        env: { ...NO_ENV, openai: { apiKey: KEY_A, baseURL: sims.b.baseURL } },
+        log: { warn: (details) => warnings.push(details) },
+      });
+      await registry.reload();
+      const provider = registry.get("openai");
+      assert.ok(provider?.listModels);
+
+      const models = await provider.listModels(listOptions());
+      assert.equal(listsAskedOf(sims.b), 1);
+      assert.equal(listsAskedOf(sims.c), 1);
+      assert.ok(models.some((model) => model.id === "gpt-image-2"));
+      // A refusal counts as it does for a call: the credential is out until an admin acts.
+      assert.equal(registry.list().find((view) => view.id === "env:openai")?.status, "auth_failed");
+      assert.ok(warnings.some((details) => details.credentialId === "env:openai"));
+
+      await provider.listModels(listOptions());
+      assert.equal(listsAskedOf(sims.b), 1, "the refused credential is not asked again");
+      assert.equal(listsAskedOf(sims.c), 2);
+    });
+
+    it("moves on past an upstream that fails, and throws the last error when none answers", async () => {
+      await store(sims.a, { createdAt: Date.now() - 60_000 });
+      await store(sims.c);
+      const registry = registryOf();
+      await registry.reload();
+      const provider = registry.get("openai");
+      assert.ok(provider?.listModels);
+
+      sims.a.failModelList = 503;
+      assert.ok((await provider.listModels(listOptions())).length > 0);
+      assert.equal(listsAskedOf(sims.a), 1);
+      assert.equal(listsAskedOf(sims.c), 1);
+
+      sims.c.failModelList = 500;
+      await assert.rejects(provider.listModels(listOptions()), (error: unknown) => {
+        assert.ok(error instanceof HubError);
+        assert.equal(error.upstreamStatus, 500, "the last credential's error");
+        return true;
+      });
+      assert.equal(listsAskedOf(sims.a), 2);
+      assert.equal(listsAskedOf(sims.c), 2);
+    });
+
+    it("throws when every credential is refused", async () => {
+      await store(sims.b, { encryptedKey: vault.encrypt(KEY_A, "cred_wrong"), id: "cred_wrong" });
+      const registry = registryOf();
+      await registry.reload();
+      const provider = registry.get("openai");
+      assert.ok(provider?.listModels);
+      await assert.rejects(provider.listModels(listOptions()), (error: unknown) => {
+        assert.ok(error instanceof HubError);
+        assert.equal(error.code, "upstream_auth_failed");
+        return true;
+      });
+      // Asked again, nobody is left to ask: the registry says so without a request.
+      await assert.rejects(provider.listModels(listOptions()), { code: "upstream_auth_failed" });
+      assert.equal(listsAskedOf(sims.b), 1);
+    });
+
+    it("is offered by pinned credentials, not by the local provider", async () => {
+      const reserve = await store(sims.b, { weight: 0 });
+      const registry = registryOf();
+      await registry.reload();
+      const pinned = registry.pinned(reserve.id);
+      assert.ok(pinned?.listModels);
+      assert.ok((await pinned.listModels(listOptions())).length > 0);
+      assert.equal(listsAskedOf(sims.b), 1);
+      assert.equal(registry.get("local")?.listModels, undefined);
+    });
   });
 });

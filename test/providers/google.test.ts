@@ -11,7 +11,7 @@ import {
 import type { ImageProvider, ProviderCall } from "../../src/providers/types.ts";
 import { base64Of, inputImageOf, providerCall } from "../helpers/provider-call.ts";
 import type { GoogleSimulator, RecordedGoogleRequest } from "../sim/google.ts";
-import { startGoogleSimulator } from "../sim/google.ts";
+import { GOOGLE_SHUT_DOWN_MODELS, startGoogleSimulator } from "../sim/google.ts";
 
 function callOf(overrides: Partial<ProviderCall> = {}): ProviderCall {
   return providerCall({ model: "gemini-2.5-flash-image", ...overrides });
@@ -560,5 +560,171 @@ describe("Google provider against the simulator", () => {
       await assert.rejects(google.generate(callOf({ signal: controller.signal })), /gone/);
       assert.equal(sim.requests.length, 0);
     });
+  });
+});
+
+describe("Google provider: model list and shut-down models", () => {
+  let sim: GoogleSimulator;
+  let google: ImageProvider;
+  const listOptions = () => ({ signal: new AbortController().signal, timeoutMs: 5_000 });
+
+  before(async () => {
+    // Pages of 3, whatever the hub asks for: the list takes several pages.
+    sim = await startGoogleSimulator({ shutDown: GOOGLE_SHUT_DOWN_MODELS, modelListPageSize: 3 });
+    google = createGoogleProvider({ apiKey: sim.apiKey, baseURL: sim.baseURL });
+  });
+  after(() => sim.close());
+  beforeEach(() => {
+    sim.requests.length = 0;
+    sim.failModelList = undefined;
+    sim.modelListPageSize = 3;
+    sim.shutDown = new Set(GOOGLE_SHUT_DOWN_MODELS);
+  });
+
+  function listModels(provider = google) {
+    assert.ok(provider.listModels, "the Google provider lists models");
+    return provider.listModels(listOptions());
+  }
+
+  /** The model names the simulator sent, over every page, `models/` removed. */
+  function namesSent(): string[] {
+    return sim.requests.flatMap((request) => {
+      const reply = request.reply as { models?: { name: string }[] };
+      return (reply.models ?? []).map((model) => model.name.replace(/^models\//, ""));
+    });
+  }
+
+  it("follows nextPageToken through every page, the key in a header only", async () => {
+    const models = await listModels();
+
+    assert.ok(sim.requests.length >= 3, `${sim.requests.length} pages`);
+    for (const [index, request] of sim.requests.entries()) {
+      assert.equal(request.method, "GET");
+      const url = new URL(request.path, "http://sim");
+      assert.equal(url.pathname, "/v1beta/models");
+      assert.equal(url.searchParams.get("pageSize"), "1000");
+      assert.equal(url.searchParams.has("key"), false);
+      assert.ok(!request.path.includes(sim.apiKey), request.path);
+      assert.equal(request.headers["x-goog-api-key"], sim.apiKey);
+      const previous = sim.requests[index - 1]?.reply as { nextPageToken?: string } | undefined;
+      assert.equal(url.searchParams.get("pageToken"), previous?.nextPageToken ?? null);
+    }
+    const last = sim.requests.at(-1)?.reply as { nextPageToken?: string };
+    assert.equal(last.nextPageToken, undefined);
+
+    assert.deepEqual(
+      models,
+      namesSent().map((id) => ({ id, shutdownDate: null })),
+    );
+    const ids = models.map((model) => model.id);
+    assert.equal(new Set(ids).size, ids.length, "no model twice");
+    for (const current of [
+      "gemini-3-pro-image",
+      "gemini-3-pro-image-preview",
+      "gemini-3.1-flash-image-preview",
+      "gemini-2.5-flash",
+    ]) {
+      assert.ok(ids.includes(current), current);
+    }
+    for (const gone of GOOGLE_SHUT_DOWN_MODELS) assert.equal(ids.includes(gone), false, gone);
+  });
+
+  it("reads the whole list in one page when Google sends it so", async () => {
+    sim.modelListPageSize = undefined;
+    const models = await listModels();
+    assert.equal(sim.requests.length, 1);
+    assert.equal(models.length, namesSent().length);
+  });
+
+  it("refuses a list that goes on past 10 pages rather than take part of it", async () => {
+    // Every model served: more of them than 10 pages of one hold.
+    sim.shutDown.clear();
+    sim.modelListPageSize = 1;
+    await assert.rejects(
+      listModels(),
+      hubError({ status: 502, code: "upstream_invalid_response" }),
+    );
+    assert.equal(sim.requests.length, 10);
+  });
+
+  for (const [label, body] of [
+    ["no models", {}],
+    ["models that are not a list", { models: "gemini" }],
+    ["not an object", [1, 2]],
+  ] as const) {
+    it(`maps a model list of ${label} to upstream_invalid_response`, async () => {
+      sim.failNext({ status: 200, body });
+      await assert.rejects(
+        listModels(),
+        hubError({ status: 502, code: "upstream_invalid_response" }),
+      );
+    });
+  }
+
+  it("passes a 503 of the model list on as upstream_unavailable", async () => {
+    sim.failModelList = 503;
+    await assert.rejects(
+      listModels(),
+      hubError({ status: 503, code: "upstream_unavailable", upstreamStatus: 503 }),
+    );
+    const reply = sim.requests[0]?.reply as { error?: { status: string } } | undefined;
+    assert.equal(reply?.error?.status, "UNAVAILABLE");
+  });
+
+  it("maps a wrong key to upstream_auth_failed, as for calls", async () => {
+    const wrong = createGoogleProvider({ apiKey: "not-the-key", baseURL: sim.baseURL });
+    await assert.rejects(
+      listModels(wrong),
+      hubError({ status: 502, code: "upstream_auth_failed", upstreamStatus: 401 }),
+    );
+  });
+
+  for (const model of ["gemini-2.5-flash-image", "imagen-4.0-generate-001"]) {
+    it(`maps a call to shut-down ${model} to upstream_model_not_found`, async () => {
+      await assert.rejects(
+        google.generate(callOf({ model })),
+        hubError({ status: 502, code: "upstream_model_not_found" }),
+      );
+      const method = model.startsWith("imagen-") ? "predict" : "generateContent";
+      assert.deepEqual(sim.requests[0]?.reply, {
+        error: {
+          code: 404,
+          message: `models/${model} is not found for API version v1beta, or is not supported for ${method}. Call ListModels to see the list of available models and their supported methods.`,
+          status: "NOT_FOUND",
+        },
+      });
+    });
+  }
+
+  it("simulator: honours the pageSize asked, and each model's image sizes", async () => {
+    sim.modelListPageSize = undefined;
+    const headers = { "x-goog-api-key": sim.apiKey, "content-type": "application/json" };
+    const page = await fetch(`${sim.baseURL}/v1beta/models?pageSize=2`, { headers });
+    const body = (await page.json()) as { models: unknown[]; nextPageToken?: string };
+    assert.equal(body.models.length, 2);
+    assert.equal(typeof body.nextPageToken, "string");
+
+    const draw = async (model: string, imageSize: string) => {
+      const response = await fetch(`${sim.baseURL}/v1beta/models/${model}:generateContent`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({
+          contents: [{ parts: [{ text: "x" }] }],
+          generationConfig: { imageConfig: { aspectRatio: "1:1", imageSize } },
+        }),
+      });
+      await response.arrayBuffer();
+      return response.status;
+    };
+    assert.equal(await draw("gemini-3.1-flash-image", "512"), 200);
+    assert.equal(await draw("gemini-nano-banana-2.1", "512"), 400);
+    assert.equal(await draw("gemini-nano-banana-2.1", "1K"), 200);
+  });
+
+  it("still serves the current Gemini image models", async () => {
+    for (const model of ["gemini-3-pro-image", "gemini-3.1-flash-image-preview"]) {
+      const result = await google.generate(callOf({ model, size: "1024x1024" }));
+      assert.equal(result.images.length, 1, model);
+    }
   });
 });

@@ -6,7 +6,11 @@ import { createOpenAIProvider } from "../../src/providers/openai.ts";
 import type { ImageProvider } from "../../src/providers/types.ts";
 import { hubErrorOf } from "../helpers/errors.ts";
 import { base64Of, inputImageOf, providerCall } from "../helpers/provider-call.ts";
-import { type OpenAISimulator, startOpenAISimulator } from "../sim/openai.ts";
+import {
+  OPENAI_SHUT_DOWN_MODELS,
+  type OpenAISimulator,
+  startOpenAISimulator,
+} from "../sim/openai.ts";
 
 interface SimulatorReply {
   data?: Record<string, string>[];
@@ -185,19 +189,19 @@ describe("OpenAI provider", () => {
 
     it("takes the mime type from the output_format OpenAI answers", async () => {
       const result = await provider.generate(
-        providerCall({ model: "gpt-image-2", size: "1024x576", outputFormat: "jpeg" }),
+        providerCall({ model: "gpt-image-2", size: "1280x720", outputFormat: "jpeg" }),
       );
       const [image] = result.images;
       assert.equal(image?.kind === "base64" && image.mimeType, "image/jpeg");
       const metadata = await sharp(Buffer.from(base64Of(image), "base64")).metadata();
       assert.equal(metadata.format, "jpeg");
-      assert.equal(metadata.width, 1024);
-      assert.equal(metadata.height, 576);
+      assert.equal(metadata.width, 1280);
+      assert.equal(metadata.height, 720);
       assert.deepEqual(sim.requests[0]?.json, {
         model: "gpt-image-2",
         prompt: "a red fox in the snow",
         n: 1,
-        size: "1024x576",
+        size: "1280x720",
         output_format: "jpeg",
       });
     });
@@ -441,6 +445,148 @@ describe("OpenAI provider", () => {
   });
 });
 
+describe("OpenAI provider: model list and shut-down models", () => {
+  let sim: OpenAISimulator;
+  let provider: ImageProvider;
+  const listOptions = () => ({ signal: new AbortController().signal, timeoutMs: 5_000 });
+
+  before(async () => {
+    sim = await startOpenAISimulator({
+      shutDown: OPENAI_SHUT_DOWN_MODELS,
+      shutdownDates: { "gpt-image-2-2026-04-21": "2027-04-21" },
+    });
+    provider = createOpenAIProvider({ apiKey: sim.apiKey, baseURL: sim.baseURL });
+  });
+  after(() => sim.close());
+  afterEach(() => {
+    sim.requests.length = 0;
+    sim.failModelList = undefined;
+  });
+
+  function listModels() {
+    assert.ok(provider.listModels, "the OpenAI provider lists models");
+    return provider.listModels(listOptions());
+  }
+
+  it("lists what OpenAI lists, with the shutdown dates it announces", async () => {
+    const models = await listModels();
+
+    assert.equal(sim.requests.length, 1);
+    const request = sim.requests[0];
+    assert.equal(request?.method, "GET");
+    assert.equal(request?.path, "/v1/models");
+    assert.equal(request?.headers.authorization, `Bearer ${sim.apiKey}`);
+    assert.equal(request?.headers.accept, "application/json");
+
+    const listed = (replyOf(sim).data ?? []) as unknown as { id: string }[];
+    assert.deepEqual(
+      models.map((model) => model.id),
+      listed.map((entry) => entry.id),
+    );
+    const byId = new Map(models.map((model) => [model.id, model.shutdownDate]));
+    assert.equal(byId.get("gpt-image-2-2026-04-21"), "2027-04-21");
+    assert.equal(byId.get("gpt-image-2"), null);
+    // Not only image models: the hub must not take the list for a list of image models.
+    assert.equal(byId.get("gpt-5"), null);
+    assert.equal(byId.get("text-embedding-3-small"), null);
+    for (const gone of OPENAI_SHUT_DOWN_MODELS) assert.equal(byId.has(gone), false, gone);
+  });
+
+  it("reads shutdown_date as a date string or Unix seconds, and nothing else", async () => {
+    sim.failNext({
+      status: 200,
+      body: {
+        object: "list",
+        data: [
+          { id: "as-seconds", object: "model", created: 1, shutdown_date: 1792713600 },
+          { id: "as-timestamp", object: "model", shutdown_date: "2026-12-01T00:00:00Z" },
+          { id: "as-words", object: "model", shutdown_date: "next spring" },
+          { id: "as-null", object: "model", shutdown_date: null },
+          { id: "as-object", object: "model", shutdown_date: { day: 1 } },
+          { id: 42, object: "model" },
+          { object: "model" },
+          "gpt-nothing",
+        ],
+      },
+    });
+    assert.deepEqual(await listModels(), [
+      { id: "as-seconds", shutdownDate: "2026-10-23" },
+      { id: "as-timestamp", shutdownDate: "2026-12-01" },
+      { id: "as-words", shutdownDate: null },
+      { id: "as-null", shutdownDate: null },
+      { id: "as-object", shutdownDate: null },
+    ]);
+  });
+
+  it("maps a model list without data to 502 upstream_invalid_response", async () => {
+    sim.failNext({ status: 200, body: { object: "list" } });
+    const error = await hubErrorOf(listModels());
+    assert.equal(error.status, 502);
+    assert.equal(error.code, "upstream_invalid_response");
+  });
+
+  it("passes a 503 of the model list on as upstream_unavailable", async () => {
+    sim.failModelList = 503;
+    const error = await hubErrorOf(listModels());
+    assert.equal(replyOf(sim, 503).error?.code, null);
+    assert.equal(error.status, 503);
+    assert.equal(error.code, "upstream_unavailable");
+    assert.equal(error.upstreamStatus, 503);
+  });
+
+  it("maps a refused key to upstream_auth_failed with the upstream's 401", async () => {
+    const wrong = createOpenAIProvider({ apiKey: "sk-wrong-0123456789", baseURL: sim.baseURL });
+    assert.ok(wrong.listModels);
+    const error = await hubErrorOf(wrong.listModels(listOptions()));
+    assert.equal(error.code, "upstream_auth_failed");
+    assert.equal(error.upstreamStatus, 401);
+  });
+
+  it("rejects with the signal's reason and sends nothing when already aborted", async () => {
+    const reason = new Error("gone");
+    assert.ok(provider.listModels);
+    await assert.rejects(
+      provider.listModels({ signal: AbortSignal.abort(reason), timeoutMs: 5_000 }),
+      reason,
+    );
+    assert.equal(sim.requests.length, 0);
+  });
+
+  for (const model of ["dall-e-3", "gpt-image-1", "gpt-image-1.5"]) {
+    it(`maps a generation of shut-down ${model} to upstream_model_not_found`, async () => {
+      const error = await hubErrorOf(provider.generate(providerCall({ model })));
+      assert.deepEqual(replyOf(sim, 404), {
+        error: {
+          message: `The model \`${model}\` does not exist or you do not have access to it.`,
+          type: "invalid_request_error",
+          param: null,
+          code: "model_not_found",
+        },
+      });
+      assert.equal(error.status, 502);
+      assert.equal(error.code, "upstream_model_not_found");
+    });
+  }
+
+  it("maps an edit with shut-down gpt-image-1-mini to upstream_model_not_found", async () => {
+    const error = await hubErrorOf(
+      provider.generate(
+        providerCall({ model: "gpt-image-1-mini", images: [await inputImageOf(64, 64)] }),
+      ),
+    );
+    assert.equal(sim.requests[0]?.path, "/v1/images/edits");
+    assert.equal(replyOf(sim, 404).error?.code, "model_not_found");
+    assert.equal(error.code, "upstream_model_not_found");
+  });
+
+  it("still serves gpt-image-2 and its successors", async () => {
+    for (const model of ["gpt-image-2", "gpt-image-2-2026-04-21", "gpt-image-2.6-sunburst"]) {
+      const result = await provider.generate(providerCall({ model, size: "1024x640" }));
+      assert.equal(result.images.length, 1, model);
+    }
+  });
+});
+
 describe("OpenAI simulator", () => {
   let sim: OpenAISimulator;
   before(async () => {
@@ -482,6 +628,45 @@ describe("OpenAI simulator", () => {
       400,
     );
     assert.equal((await post({ model: "dall-e-2", prompt: "x", style: "vivid" })).status, 400);
+  });
+
+  it("holds gpt-image-2 to its pixel bounds and takes xhigh only from 2.5 on", async () => {
+    const status = async (parameters: Record<string, unknown>) =>
+      (await post({ prompt: "x", ...parameters })).status;
+    // 1024x576 has 589,824 pixels, fewer than the 655,360 gpt-image-2 makes at least.
+    assert.equal(await status({ model: "gpt-image-2", size: "1024x576" }), 400);
+    assert.equal(await status({ model: "gpt-image-2", size: "1024x640" }), 200);
+    assert.equal(await status({ model: "gpt-image-2", size: "3840x2176" }), 400);
+    assert.equal(await status({ model: "gpt-image-2", size: "1024x640", quality: "xhigh" }), 400);
+    assert.equal(
+      await status({ model: "gpt-image-2.5-flare", size: "1024x640", quality: "xhigh" }),
+      200,
+    );
+  });
+
+  it("lists its models, and answers a set failure instead", async () => {
+    const listed = await fetch(`${sim.baseURL}/models`, {
+      headers: { authorization: `Bearer ${sim.apiKey}` },
+    });
+    const body = (await listed.json()) as { object: string; data: Record<string, unknown>[] };
+    assert.equal(body.object, "list");
+    assert.ok(body.data.some((entry) => entry.id === "dall-e-2"));
+    for (const entry of body.data) {
+      assert.deepEqual(Object.keys(entry).sort(), ["created", "id", "object", "owned_by"]);
+    }
+    const refused = await fetch(`${sim.baseURL}/models`, {
+      headers: { authorization: "Bearer sk-nope" },
+    });
+    assert.equal(refused.status, 401);
+    sim.failModelList = 503;
+    try {
+      const failed = await fetch(`${sim.baseURL}/models`, {
+        headers: { authorization: `Bearer ${sim.apiKey}` },
+      });
+      assert.equal(failed.status, 503);
+    } finally {
+      sim.failModelList = undefined;
+    }
   });
 
   it("answers DALL·E with URLs when response_format is not given", async () => {

@@ -22,6 +22,10 @@
  * `revised_prompt` for dall-e-3, `usage` for GPT image models. Any bearer key is taken and
  * recorded, since the tests check that the hub's key does not leak, not that it is right.
  *
+ * `GET /v1/models`, which the hub reads at start to learn which models exist, lists every
+ * OpenAI model the hub knows (so each is called as itself); it takes no fault and is not
+ * recorded, so the faults and requests of a test are only its image calls.
+ *
  * Every request is recorded with its path, headers, body size, the fault it got and how the
  * exchange ended (`outcome`, and the `settled` promise): `answered` (the reply was written out),
  * `cut` (the fault closed the connection on purpose) or `aborted` (the client, i.e. the hub,
@@ -49,6 +53,16 @@ import {
 import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import sharp from "sharp";
+
+/** What `GET /v1/models` lists: the OpenAI models of the hub's catalog, retired ones too. */
+const LISTED_MODELS = [
+  "dall-e-2",
+  "dall-e-3",
+  "gpt-image-1",
+  "gpt-image-1-mini",
+  "gpt-image-1.5",
+  "gpt-image-2",
+];
 
 export type Fault =
   | {
@@ -160,6 +174,12 @@ export async function startFaultyUpstream(
   });
 
   async function handle(request: IncomingMessage, response: ServerResponse) {
+    if (request.method === "GET" && request.url === "/v1/models") {
+      return sendJson(response, 200, {
+        object: "list",
+        data: LISTED_MODELS.map((id) => ({ id, object: "model", created: 0, owned_by: "system" })),
+      });
+    }
     const exchange = track(request, response);
     // A client that leaves (the hub cancelling or timing out) ends any wait at once.
     const gone = new AbortController();

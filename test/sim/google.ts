@@ -1,16 +1,30 @@
 /**
  * A loopback simulator of Google's image APIs on a real `node:http` server: Gemini image models
- * through `POST /v1beta/models/{model}:generateContent` and Imagen through
- * `POST /v1beta/models/{model}:predict`, as served by generativelanguage.googleapis.com.
+ * through `POST /v1beta/models/{model}:generateContent`, Imagen through
+ * `POST /v1beta/models/{model}:predict`, and the model list `GET /v1beta/models`, as served by
+ * generativelanguage.googleapis.com.
  *
  * It answers like the real API where the hub can tell: the key in `x-goog-api-key` (or `?key=`),
  * a missing key as 403 PERMISSION_DENIED, a wrong one as 400 INVALID_ARGUMENT with reason
- * API_KEY_INVALID, an unknown model as 404 NOT_FOUND, an unsupported aspect ratio as 400
- * INVALID_ARGUMENT, and real images (drawn with sharp) in the pixel sizes Google documents for
- * each aspect ratio. Every request is recorded with what the simulator answered.
+ * API_KEY_INVALID, an unknown model as 404 NOT_FOUND, an unsupported aspect ratio or image size
+ * as 400 INVALID_ARGUMENT, and real images (drawn with sharp) in the pixel sizes Google documents
+ * for each aspect ratio. Every request is recorded with what the simulator answered.
+ *
+ * Models: gemini-2.5-flash-image(-preview) (about 1K only), gemini-3-pro-image(-preview) (1K, 2K,
+ * 4K), gemini-3.1-flash-image(-preview) (512, 1K, 2K, 4K), gemini-nano-banana-2.1 (1K, 2K, 4K; 512
+ * refused), Imagen 4 (generate, fast, ultra) and imagen-3.0-generate-002. Every model is served
+ * unless named in `shutDown`: a shut-down model answers 404 NOT_FOUND as Google answers for a
+ * model it removed, and leaves the list. With `GOOGLE_SHUT_DOWN_MODELS` the simulator is Google
+ * as of December 2026, as far as the hub's tests need.
+ *
+ * The model list holds the served models and a few that make no images (gemini-2.5-flash,
+ * gemini-embedding-001), `{"models":[{"name":"models/<id>","version","displayName",
+ * "supportedGenerationMethods",...}],"nextPageToken"}`, in pages of `pageSize` (50 by default,
+ * 1000 at most) or `modelListPageSize` if smaller; `failModelList` makes it answer that status.
+ * Like Google's, it carries no shutdown dates.
  *
  * @example
- * const sim = await startGoogleSimulator();
+ * const sim = await startGoogleSimulator({ shutDown: GOOGLE_SHUT_DOWN_MODELS });
  * const provider = createGoogleProvider({ apiKey: sim.apiKey, baseURL: sim.baseURL });
  * sim.blockNext("prompt"); // the next call is refused by the safety filter
  * await sim.close();
@@ -25,7 +39,23 @@ import sharp from "sharp";
 export interface GoogleSimulatorOptions {
   /** The key the simulator accepts; `sim-google-key` by default. */
   apiKey?: string;
+  /** Models answered as shut down (404 NOT_FOUND) and left out of the list; none by default. */
+  shutDown?: readonly string[];
+  /** The largest model list page, whatever `pageSize` the client asks for (to force paging). */
+  modelListPageSize?: number;
 }
+
+/**
+ * The image models Google has shut down by December 2026: Imagen 4 (2026-08-17),
+ * gemini-2.5-flash-image (2026-10-02) and its preview.
+ */
+export const GOOGLE_SHUT_DOWN_MODELS: readonly string[] = [
+  "imagen-4.0-generate-001",
+  "imagen-4.0-fast-generate-001",
+  "imagen-4.0-ultra-generate-001",
+  "gemini-2.5-flash-image",
+  "gemini-2.5-flash-image-preview",
+];
 
 export interface RecordedGoogleRequest {
   method: string;
@@ -53,6 +83,12 @@ export interface GoogleSimulator {
   requests: RecordedGoogleRequest[];
   /** Milliseconds to wait before answering each request. */
   delayMs: number;
+  /** Models answered 404 NOT_FOUND and left out of `GET /v1beta/models`. */
+  shutDown: Set<string>;
+  /** The largest model list page, whatever `pageSize` asks; undefined for Google's own rule. */
+  modelListPageSize: number | undefined;
+  /** When set, `GET /v1beta/models` answers this status (503, say) with a Google error. */
+  failModelList: number | undefined;
   /** Answers the next request with this reply instead of serving it (any status, even 200). */
   failNext(reply: ScriptedReply): void;
   /**
@@ -66,19 +102,73 @@ export interface GoogleSimulator {
   close(): Promise<void>;
 }
 
-const GEMINI_MODELS: Record<string, { imageSize: boolean; thoughtImages: boolean }> = {
-  "gemini-2.5-flash-image": { imageSize: false, thoughtImages: false },
-  "gemini-2.5-flash-image-preview": { imageSize: false, thoughtImages: false },
-  "gemini-3-pro-image-preview": { imageSize: true, thoughtImages: true },
-  "gemini-3.1-flash-image-preview": { imageSize: true, thoughtImages: true },
+interface GeminiModel {
+  displayName: string;
+  /** The `imageConfig.imageSize` values it takes; none for models that make about 1K only. */
+  imageSizes: readonly string[];
+  /** Gemini 3 models think in draft images, sent back as `thought` parts. */
+  thoughtImages: boolean;
+}
+
+const GEMINI_3_PRO_SIZES = ["1K", "2K", "4K"];
+const GEMINI_3_FLASH_SIZES = ["512", "1K", "2K", "4K"];
+
+const GEMINI_MODELS: Record<string, GeminiModel> = {
+  "gemini-2.5-flash-image": { displayName: "Nano Banana", imageSizes: [], thoughtImages: false },
+  "gemini-2.5-flash-image-preview": {
+    displayName: "Nano Banana (Preview)",
+    imageSizes: [],
+    thoughtImages: false,
+  },
+  "gemini-3-pro-image-preview": {
+    displayName: "Nano Banana Pro (Preview)",
+    imageSizes: GEMINI_3_PRO_SIZES,
+    thoughtImages: true,
+  },
+  "gemini-3-pro-image": {
+    displayName: "Nano Banana Pro",
+    imageSizes: GEMINI_3_PRO_SIZES,
+    thoughtImages: true,
+  },
+  "gemini-3.1-flash-image-preview": {
+    displayName: "Nano Banana 2 (Preview)",
+    imageSizes: GEMINI_3_FLASH_SIZES,
+    thoughtImages: true,
+  },
+  "gemini-3.1-flash-image": {
+    displayName: "Nano Banana 2",
+    imageSizes: GEMINI_3_FLASH_SIZES,
+    thoughtImages: true,
+  },
+  // Its 512 tier is gone: Google answers 400 to it.
+  "gemini-nano-banana-2.1": {
+    displayName: "Nano Banana 2.1",
+    imageSizes: GEMINI_3_PRO_SIZES,
+    thoughtImages: true,
+  },
 };
 
-const IMAGEN_MODELS: Record<string, { maxSamples: number }> = {
-  "imagen-4.0-generate-001": { maxSamples: 4 },
-  "imagen-4.0-fast-generate-001": { maxSamples: 4 },
-  "imagen-4.0-ultra-generate-001": { maxSamples: 1 },
-  "imagen-3.0-generate-002": { maxSamples: 4 },
+const IMAGEN_MODELS: Record<string, { displayName: string; maxSamples: number }> = {
+  "imagen-4.0-generate-001": { displayName: "Imagen 4", maxSamples: 4 },
+  "imagen-4.0-fast-generate-001": { displayName: "Imagen 4 Fast", maxSamples: 4 },
+  "imagen-4.0-ultra-generate-001": { displayName: "Imagen 4 Ultra", maxSamples: 1 },
+  "imagen-3.0-generate-002": { displayName: "Imagen 3", maxSamples: 4 },
 };
+
+/** Models Google lists that make no images: the hub must pick the image models out itself. */
+const OTHER_MODELS: Record<string, { displayName: string; methods: readonly string[] }> = {
+  "gemini-2.5-flash": {
+    displayName: "Gemini 2.5 Flash",
+    methods: ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"],
+  },
+  "gemini-embedding-001": {
+    displayName: "Gemini Embedding 001",
+    methods: ["embedContent", "countTextTokens", "countTokens", "asyncBatchEmbedContent"],
+  },
+};
+
+const DEFAULT_MODEL_LIST_PAGE_SIZE = 50;
+const MAX_MODEL_LIST_PAGE_SIZE = 1000;
 
 /**
  * Output sizes at 1K as documented for gemini-2.5-flash-image; 2K and 4K double and quadruple
@@ -96,7 +186,7 @@ const GEMINI_SIZES: Record<string, [number, number]> = {
   "16:9": [1344, 768],
   "21:9": [1536, 672],
 };
-const IMAGE_SIZE_FACTORS: Record<string, number> = { "1K": 1, "2K": 2, "4K": 4 };
+const IMAGE_SIZE_FACTORS: Record<string, number> = { "512": 0.5, "1K": 1, "2K": 2, "4K": 4 };
 
 const IMAGEN_SIZES: Record<string, [number, number]> = {
   "1:1": [1024, 1024],
@@ -144,6 +234,9 @@ export async function startGoogleSimulator(
     apiKey,
     requests: [],
     delayMs: 0,
+    shutDown: new Set(options.shutDown ?? []),
+    modelListPageSize: options.modelListPageSize,
+    failModelList: undefined,
     failNext(reply) {
       scripted.push(reply);
     },
@@ -226,12 +319,17 @@ export async function startGoogleSimulator(
       return;
     }
 
+    if (request.method === "GET" && url.pathname === "/v1beta/models") {
+      listModels(exchange, url.searchParams);
+      return;
+    }
     const route = /^\/v1beta\/models\/([^/:]+):(generateContent|predict)$/.exec(url.pathname);
     const model = route?.[1] ? decodeURIComponent(route[1]) : undefined;
     const method = route?.[2];
     const known =
       request.method === "POST" &&
       model !== undefined &&
+      !sim.shutDown.has(model) &&
       (method === "generateContent" ? model in GEMINI_MODELS : model in IMAGEN_MODELS);
     if (!known) {
       const message = `models/${model ?? url.pathname} is not found for API version v1beta, or is not supported for ${method ?? "this method"}. Call ListModels to see the list of available models and their supported methods.`;
@@ -246,12 +344,49 @@ export async function startGoogleSimulator(
     else await serveImagen(exchange, model, record.body);
   }
 
+  function listModels(exchange: Exchange, query: URLSearchParams): void {
+    if (sim.failModelList !== undefined) {
+      const status = sim.failModelList;
+      const [name, message] = GOOGLE_STATUS[status] ?? ["UNKNOWN", "An error occurred."];
+      answer(exchange, status, googleError(status, name, message));
+      return;
+    }
+    const asked = Number(query.get("pageSize") ?? DEFAULT_MODEL_LIST_PAGE_SIZE);
+    if (!Number.isInteger(asked) || asked < 0) {
+      answer(exchange, 400, invalidArgument(`Invalid page size: ${query.get("pageSize")}.`));
+      return;
+    }
+    // As Google: 0 means the default, and more than the maximum is the maximum.
+    const pageSize = Math.min(
+      asked === 0 ? DEFAULT_MODEL_LIST_PAGE_SIZE : asked,
+      MAX_MODEL_LIST_PAGE_SIZE,
+      sim.modelListPageSize ?? MAX_MODEL_LIST_PAGE_SIZE,
+    );
+    const token = query.get("pageToken");
+    const start = token ? offsetOfPageToken(token) : 0;
+    const models = listedModels().filter((entry) => !sim.shutDown.has(entry.id));
+    if (start === undefined || start > models.length) {
+      answer(exchange, 400, invalidArgument("Invalid page token."));
+      return;
+    }
+    const page = models.slice(start, start + pageSize);
+    const end = start + page.length;
+    answer(exchange, 200, {
+      models: page.map(({ id, ...entry }) => ({ name: `models/${id}`, ...entry })),
+      ...(end < models.length ? { nextPageToken: pageTokenOf(end) } : {}),
+    });
+  }
+
   async function serveGemini(
     exchange: Exchange,
     model: string,
     body: Record<string, unknown>,
   ): Promise<void> {
-    const features = GEMINI_MODELS[model] ?? { imageSize: false, thoughtImages: false };
+    const features: GeminiModel = GEMINI_MODELS[model] ?? {
+      displayName: model,
+      imageSizes: [],
+      thoughtImages: false,
+    };
     const contents = Array.isArray(body.contents) ? body.contents : [];
     const last: unknown = contents.at(-1);
     const parts: unknown[] = isObject(last) && Array.isArray(last.parts) ? last.parts : [];
@@ -294,13 +429,13 @@ export async function startGoogleSimulator(
       return;
     }
     const imageSize = imageConfig.imageSize;
-    if (imageSize !== undefined && !features.imageSize) {
+    if (imageSize !== undefined && features.imageSizes.length === 0) {
       answer(exchange, 400, invalidArgument(`imageSize is not supported by models/${model}.`));
       return;
     }
     if (
       imageSize !== undefined &&
-      !(typeof imageSize === "string" && imageSize in IMAGE_SIZE_FACTORS)
+      !(typeof imageSize === "string" && features.imageSizes.includes(imageSize))
     ) {
       answer(exchange, 400, invalidArgument(`Unsupported image size: ${String(imageSize)}.`));
       return;
@@ -349,7 +484,9 @@ export async function startGoogleSimulator(
         outputParts.unshift({ inlineData: { mimeType: "image/png", data: draft }, thought: true });
         thoughtsTokenCount = 180;
       }
-      const data = await drawImage(baseWidth * factor, baseHeight * factor, promptText, "png");
+      const width = Math.round(baseWidth * factor);
+      const height = Math.round(baseHeight * factor);
+      const data = await drawImage(width, height, promptText, "png");
       outputParts.push({ inlineData: { mimeType: "image/png", data } });
       exchange.record.images.push(data);
       imageTokens = features.thoughtImages ? (factor === 4 ? 2000 : 1120) : 1290;
@@ -457,6 +594,70 @@ export async function startGoogleSimulator(
   sim.baseURL = `http://127.0.0.1:${address.port}`;
   return sim;
 }
+
+/** A model list entry, before its `name` is made of its id. */
+interface ListedModel {
+  id: string;
+  version: string;
+  displayName: string;
+  description: string;
+  inputTokenLimit: number;
+  outputTokenLimit: number;
+  supportedGenerationMethods: readonly string[];
+}
+
+/** Every model the simulator knows, in the order Google lists them: Gemini, then Imagen. */
+function listedModels(): ListedModel[] {
+  const entry = (
+    id: string,
+    displayName: string,
+    methods: readonly string[],
+    limits: [number, number],
+  ): ListedModel => ({
+    id,
+    version: id.endsWith("-001") || id.endsWith("-002") ? id.slice(-3) : "001",
+    displayName,
+    description: displayName,
+    inputTokenLimit: limits[0],
+    outputTokenLimit: limits[1],
+    supportedGenerationMethods: methods,
+  });
+  const gemini = ["generateContent", "countTokens", "batchGenerateContent"];
+  return [
+    ...Object.entries(OTHER_MODELS).map(([id, model]) =>
+      entry(id, model.displayName, model.methods, [1_048_576, 65_536]),
+    ),
+    ...Object.entries(GEMINI_MODELS).map(([id, model]) =>
+      entry(id, model.displayName, gemini, [65_536, 32_768]),
+    ),
+    ...Object.entries(IMAGEN_MODELS).map(([id, model]) =>
+      entry(id, model.displayName, ["predict"], [480, 8_192]),
+    ),
+  ];
+}
+
+/** Page tokens are opaque to clients; this one holds the offset of the next page. */
+function pageTokenOf(offset: number): string {
+  return Buffer.from(`offset:${offset}`).toString("base64url");
+}
+
+function offsetOfPageToken(token: string): number | undefined {
+  const match = /^offset:(\d+)$/.exec(Buffer.from(token, "base64url").toString("utf8"));
+  return match ? Number(match[1]) : undefined;
+}
+
+/** Google's status names and messages for the failures `failModelList` can ask for. */
+const GOOGLE_STATUS: Record<number, [string, string]> = {
+  400: ["INVALID_ARGUMENT", "Request contains an invalid argument."],
+  403: ["PERMISSION_DENIED", "The caller does not have permission."],
+  429: ["RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."],
+  500: [
+    "INTERNAL",
+    "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+  ],
+  503: ["UNAVAILABLE", "The model is overloaded. Please try again later."],
+  504: ["DEADLINE_EXCEEDED", "The request timed out. Please try again."],
+};
 
 function answer(exchange: Exchange, status: number, body: unknown): void {
   exchange.record.reply = body;

@@ -1,15 +1,25 @@
 /**
- * A loopback simulator of OpenAI's Images API (`/v1/images/generations`, `/v1/images/edits`) on a
- * real `node:http` server at 127.0.0.1, for tests of the OpenAI provider and end-to-end tests of
- * the hub (the official `openai` SDK can point at it too).
+ * A loopback simulator of OpenAI's Images API (`/v1/images/generations`, `/v1/images/edits`) and
+ * its model list (`GET /v1/models`) on a real `node:http` server at 127.0.0.1, for tests of the
+ * OpenAI provider and end-to-end tests of the hub (the official `openai` SDK can point at it too).
  *
  * It behaves like the real API where tests depend on it, and is stricter where the real API is
  * lenient, so that a provider sending a parameter a model does not take fails loudly:
  *
  * - `Authorization: Bearer <apiKey>` or 401 in OpenAI's error shape;
- * - models `dall-e-2`, `dall-e-3`, `gpt-image-1`, `gpt-image-1-mini`, `gpt-image-1.5` and
- *   `gpt-image-2` (any size in multiples of 16, up to 3840 on an edge, 3:1 at most); any other
+ * - models `dall-e-2`, `dall-e-3`, `gpt-image-1`, `gpt-image-1-mini`, `gpt-image-1.5`,
+ *   `gpt-image-2` and its snapshot `gpt-image-2-2026-04-21`, and `gpt-image-2.5-flare`,
+ *   `gpt-image-2.5-sunburst`, `gpt-image-2.6-flare`, `gpt-image-2.6-sunburst` (which add the
+ *   qualities `xhigh` and `max`). gpt-image-2 and later take any size whose edges are multiples
+ *   of 16, at most 3840, at most 3:1, with 655,360 to 8,294,400 pixels (3840x2160). Any other
  *   model → 404 `model_not_found`;
+ * - every model is served unless named in `shutDown`: a shut-down model answers 404
+ *   `model_not_found` as OpenAI answers for a model it removed, and leaves the model list. With
+ *   `OPENAI_SHUT_DOWN_MODELS` the simulator is OpenAI as of December 2026;
+ * - `GET /v1/models`: the served models and a few that make no images (`gpt-5`, `whisper-1`,
+ *   `text-embedding-3-small`), as `{"object":"list","data":[{"id","object","created","owned_by"}]}`;
+ *   a model in `shutdownDates` carries `shutdown_date: "YYYY-MM-DD"` as OpenAI's list does;
+ *   `failModelList` makes the list answer that status;
  * - a parameter the model does not take → 400 `unknown_parameter` (`response_format` for GPT image
  *   models, `style` for all but dall-e-3, `quality` for dall-e-2, GPT image options for DALL·E);
  *   a value it does not take → 400 (`n` > 1 for dall-e-3, a size not of the model, ...);
@@ -25,7 +35,7 @@
  *
  * @example
  * ```ts
- * const sim = await startOpenAISimulator();
+ * const sim = await startOpenAISimulator({ shutDown: OPENAI_SHUT_DOWN_MODELS });
  * const client = new OpenAI({ apiKey: sim.apiKey, baseURL: sim.baseURL });
  * sim.failNext({ status: 429, headers: { "retry-after": "3" }, body: { error: { message: "Slow down" } } });
  * sim.delayMs = 200;
@@ -43,9 +53,25 @@ import sharp from "sharp";
 export interface OpenAISimulatorOptions {
   /** The key the simulator accepts; defaults to `DEFAULT_SIMULATOR_API_KEY`. */
   apiKey?: string;
+  /** Models answered as shut down (404 model_not_found) and left out of the list; none by default. */
+  shutDown?: readonly string[];
+  /** Model id → `YYYY-MM-DD`: the `shutdown_date` its model list entry carries. */
+  shutdownDates?: Record<string, string>;
 }
 
 export const DEFAULT_SIMULATOR_API_KEY = "sk-sim-openai-0123456789";
+
+/**
+ * The image models OpenAI has shut down by December 2026: dall-e-2 and dall-e-3 (2026-05-12),
+ * gpt-image-1 (2026-10-23), gpt-image-1-mini and gpt-image-1.5 (2026-12-01).
+ */
+export const OPENAI_SHUT_DOWN_MODELS: readonly string[] = [
+  "dall-e-2",
+  "dall-e-3",
+  "gpt-image-1",
+  "gpt-image-1-mini",
+  "gpt-image-1.5",
+];
 
 /** A reply to send instead of serving a request: any status, 200 included. */
 export interface ScriptedReply {
@@ -86,6 +112,12 @@ export interface OpenAISimulator {
   delayMs: number;
   /** Answer with `data[].url` instead of `data[].b64_json`, whatever was asked. */
   replyWithUrl: boolean;
+  /** Models answered 404 `model_not_found` and left out of `GET /v1/models`. */
+  shutDown: Set<string>;
+  /** Model id → `YYYY-MM-DD`, sent as the `shutdown_date` of its model list entry. */
+  shutdownDates: Record<string, string>;
+  /** When set, `GET /v1/models` answers this status (503, say) with an OpenAI error. */
+  failModelList: number | undefined;
   /** Answers the next request (queued: one reply per call) with `reply`, without serving it. */
   failNext(reply: ScriptedReply): void;
   close(): Promise<void>;
@@ -98,26 +130,57 @@ interface ModelSpec {
   /** The sizes the model takes, or a rule for GPT image models of flexible size. */
   sizes: readonly string[] | "flexible";
   maxPromptLength: number;
+  /** The qualities it takes, where not those of its family. */
+  qualities?: readonly string[];
+  /** Its `created` in the model list, Unix seconds. */
+  created: number;
 }
 
 const GPT_IMAGE_SIZES = ["1024x1024", "1536x1024", "1024x1536", "auto"];
+const GPT_IMAGE_2_5_QUALITIES = ["low", "medium", "high", "xhigh", "max", "auto"];
 
 const MODELS: Record<string, ModelSpec> = {
   "dall-e-2": {
     family: "dall-e-2",
     sizes: ["256x256", "512x512", "1024x1024"],
     maxPromptLength: 1000,
+    created: 1698798177,
   },
   "dall-e-3": {
     family: "dall-e-3",
     sizes: ["1024x1024", "1792x1024", "1024x1792"],
     maxPromptLength: 4000,
+    created: 1698785189,
   },
-  "gpt-image-1": { family: "gpt-image", sizes: GPT_IMAGE_SIZES, maxPromptLength: 32000 },
-  "gpt-image-1-mini": { family: "gpt-image", sizes: GPT_IMAGE_SIZES, maxPromptLength: 32000 },
-  "gpt-image-1.5": { family: "gpt-image", sizes: GPT_IMAGE_SIZES, maxPromptLength: 32000 },
-  "gpt-image-2": { family: "gpt-image", sizes: "flexible", maxPromptLength: 32000 },
+  "gpt-image-1": gptImage(GPT_IMAGE_SIZES, 1745517030),
+  "gpt-image-1-mini": gptImage(GPT_IMAGE_SIZES, 1759449600),
+  "gpt-image-1.5": gptImage(GPT_IMAGE_SIZES, 1765843200),
+  "gpt-image-2": gptImage("flexible", 1776729600),
+  "gpt-image-2-2026-04-21": gptImage("flexible", 1776729600),
+  "gpt-image-2.5-flare": gptImage("flexible", 1788825600, GPT_IMAGE_2_5_QUALITIES),
+  "gpt-image-2.5-sunburst": gptImage("flexible", 1788825600, GPT_IMAGE_2_5_QUALITIES),
+  "gpt-image-2.6-flare": gptImage("flexible", 1793750400, GPT_IMAGE_2_5_QUALITIES),
+  "gpt-image-2.6-sunburst": gptImage("flexible", 1793750400, GPT_IMAGE_2_5_QUALITIES),
 };
+
+function gptImage(
+  sizes: ModelSpec["sizes"],
+  created: number,
+  qualities?: readonly string[],
+): ModelSpec {
+  return { family: "gpt-image", sizes, maxPromptLength: 32000, created, qualities };
+}
+
+/** Models OpenAI lists that make no images: the hub must pick the image models out itself. */
+const OTHER_MODELS: Record<string, number> = {
+  "gpt-5": 1754425777,
+  "text-embedding-3-small": 1705948997,
+  "whisper-1": 1677532384,
+};
+
+/** gpt-image-2's pixel bounds: 1024x640 is the fewest pixels, 3840x2160 the most. */
+const MIN_FLEXIBLE_PIXELS = 655_360;
+const MAX_FLEXIBLE_PIXELS = 8_294_400;
 
 /** Which parameters each family takes, per endpoint; anything else is an unknown parameter. */
 const COMMON_PARAMETERS = ["model", "prompt", "n", "size", "user", "safety_identifier"];
@@ -206,6 +269,9 @@ export async function startOpenAISimulator(
     requests,
     delayMs: 0,
     replyWithUrl: false,
+    shutDown: new Set(options.shutDown ?? []),
+    shutdownDates: { ...options.shutdownDates },
+    failModelList: undefined,
     failNext(reply) {
       scripted.push(reply);
     },
@@ -279,6 +345,16 @@ export async function startOpenAISimulator(
 
       checkAuthorization(request.headers.authorization, apiKey);
       const endpoint = `${request.method} ${path.split("?")[0]}`;
+      if (endpoint === "GET /v1/models") {
+        if (simulator.failModelList !== undefined) {
+          const status = simulator.failModelList;
+          throw new OpenAIError(status, failureMessage(status), {
+            type: status >= 500 ? "server_error" : "invalid_request_error",
+          });
+        }
+        send(200, modelList());
+        return;
+      }
       if (endpoint === "POST /v1/images/generations") {
         if (!record.json) {
           throw new OpenAIError(
@@ -318,18 +394,43 @@ export async function startOpenAISimulator(
     }
   });
 
+  /** The served models and a few that make no images, as OpenAI lists them. */
+  function modelList(): unknown {
+    const created: [string, number][] = [
+      ...Object.entries(MODELS).map(([id, spec]): [string, number] => [id, spec.created]),
+      ...Object.entries(OTHER_MODELS),
+    ];
+    const data = created
+      .filter(([id]) => !simulator.shutDown.has(id))
+      .map(([id, time]) => {
+        const entry: Record<string, unknown> = {
+          id,
+          object: "model",
+          created: time,
+          owned_by: "system",
+        };
+        const shutdownDate = simulator.shutdownDates[id];
+        if (shutdownDate !== undefined) entry.shutdown_date = shutdownDate;
+        return entry;
+      });
+    return { object: "list", data };
+  }
+
   async function serve(
     endpoint: "generation" | "edit",
     parameters: Record<string, unknown>,
     files: SimulatedFile[],
   ): Promise<unknown> {
     const modelName = parameters.model ?? "dall-e-2";
-    const model = typeof modelName === "string" ? MODELS[modelName] : undefined;
+    const known = typeof modelName === "string" && !simulator.shutDown.has(modelName);
+    const model = known ? MODELS[modelName] : undefined;
     if (!model) {
-      throw new OpenAIError(404, `The model '${String(modelName)}' does not exist.`, {
-        param: "model",
-        code: "model_not_found",
-      });
+      // What OpenAI answers for a model it never had and for one it has shut down alike.
+      throw new OpenAIError(
+        404,
+        `The model \`${String(modelName)}\` does not exist or you do not have access to it.`,
+        { code: "model_not_found" },
+      );
     }
     if (endpoint === "edit" && model.family === "dall-e-3") {
       throw invalidValue("model", modelName, ["dall-e-2", "gpt-image-1", "gpt-image-1.5"]);
@@ -378,11 +479,9 @@ export async function startOpenAISimulator(
     if (responseFormat !== "url" && responseFormat !== "b64_json") {
       throw invalidValue("response_format", responseFormat, ["url", "b64_json"]);
     }
-    if (
-      parameters.quality !== undefined &&
-      !QUALITIES[family].includes(String(parameters.quality))
-    ) {
-      throw invalidValue("quality", parameters.quality, QUALITIES[family]);
+    const qualities = model.qualities ?? QUALITIES[family];
+    if (parameters.quality !== undefined && !qualities.includes(String(parameters.quality))) {
+      throw invalidValue("quality", parameters.quality, qualities);
     }
     if (
       parameters.style !== undefined &&
@@ -548,9 +647,16 @@ function sizeFits(model: ModelSpec, size: string): boolean {
     width > 0 &&
     height > 0 &&
     Math.max(width, height) <= 3840 &&
-    width * height <= 3840 * 2160 &&
+    width * height >= MIN_FLEXIBLE_PIXELS &&
+    width * height <= MAX_FLEXIBLE_PIXELS &&
     Math.max(width, height) / Math.min(width, height) <= 3
   );
+}
+
+function failureMessage(status: number): string {
+  if (status === 429) return "Rate limit reached for requests. Please try again in 1s.";
+  if (status === 503) return "The server is overloaded or not ready yet.";
+  return "The server had an error while processing your request. Sorry about that!";
 }
 
 /** Checks the input images of an edit as OpenAI does; returns how many there are. */
