@@ -38,8 +38,10 @@ export const PIXEL_TIERS: readonly { key: string; maxPixels: number }[] = [
   { key: "<=3840x2160", maxPixels: 3840 * 2160 },
 ];
 
-/** Catalog models whose price rows are keyed by pixel tier rather than by size. */
-export const PIXEL_TIERED_MODELS: ReadonlySet<string> = new Set(["gpt-image-2"]);
+/** A price row's size that names a pixel tier (`<=1536x1024`) rather than one size. */
+export function isPixelTier(size: string): boolean {
+  return size.startsWith("<=");
+}
 
 /**
  * The pixel tier of a `WxH` size, or undefined for text that is not a size or a size larger
@@ -48,10 +50,15 @@ export const PIXEL_TIERED_MODELS: ReadonlySet<string> = new Set(["gpt-image-2"])
  * @example pixelTier("1536x864") // "<=1536x1024"
  */
 export function pixelTier(size: string): string | undefined {
-  const match = /^(\d+)x(\d+)$/.exec(size);
-  if (!match) return undefined;
-  const pixels = Number(match[1]) * Number(match[2]);
+  const pixels = pixelsOf(size);
+  if (pixels === undefined) return undefined;
   return PIXEL_TIERS.find((tier) => pixels <= tier.maxPixels)?.key;
+}
+
+/** The pixels of `WxH` (or of a tier's `<=WxH`); undefined for other text. */
+export function pixelsOf(size: string): number | undefined {
+  const match = /^(?:<=)?(\d+)x(\d+)$/.exec(size);
+  return match ? Number(match[1]) * Number(match[2]) : undefined;
 }
 
 function price(
@@ -144,6 +151,10 @@ const SOURCES = {
   geminiFlash: `Gemini Developer API pricing page (gemini-2.5-flash-image: 1290 output tokens at $30 per million, $0.039 per image up to 1024x1024), ${AS_OF}`,
   geminiPro: `Gemini Developer API pricing page (gemini-3-pro-image-preview: $0.134 per 1K or 2K image), ${AS_OF}`,
   geminiPro4K: `Gemini Developer API pricing page (gemini-3-pro-image-preview: $0.24 per 4K image), ${AS_OF}`,
+  geminiProGa:
+    "Gemini API pricing (gemini-3-pro-image, GA 2026-05-28): $120 per million image output tokens, $0.134 per 1K or 2K image; checked 2026-12-03",
+  geminiProGa4K:
+    "Gemini API pricing (gemini-3-pro-image): $0.24 per 4K image (2000 output tokens); checked 2026-12-03",
   imagen4: `Gemini Developer API pricing page (Imagen 4 Standard, $0.04 per image), ${AS_OF}`,
   placeholder: "local test pattern drawn by the hub: no upstream cost",
 } as const;
@@ -194,6 +205,11 @@ export const SEED_IMAGE_PRICES: ImagePrice[] = [
   price("gemini-3-pro-image-preview", "*", "*", 134_000, SOURCES.geminiPro),
   ...GEMINI_PRO_4K_SIZES.map((size) =>
     price("gemini-3-pro-image-preview", size, "*", 240_000, SOURCES.geminiPro4K),
+  ),
+
+  price("gemini-3-pro-image", "*", "*", 134_000, SOURCES.geminiProGa),
+  ...GEMINI_PRO_4K_SIZES.map((size) =>
+    price("gemini-3-pro-image", size, "*", 240_000, SOURCES.geminiProGa4K),
   ),
 
   price("imagen-4.0-generate-001", "*", "*", 40_000, SOURCES.imagen4),

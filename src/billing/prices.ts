@@ -4,7 +4,7 @@
  */
 import type { ImagePrice, TokenPrice } from "../storage/db/types.ts";
 import { microsToUsd } from "./money.ts";
-import { PIXEL_TIERED_MODELS, pixelTier } from "./price-list.ts";
+import { isPixelTier, pixelsOf } from "./price-list.ts";
 
 /** What `GET /api/models` shows of a model's price. */
 export interface ModelPricing {
@@ -56,6 +56,15 @@ export function createPriceBook(
     rows.set(keyOf(row.size, row.quality), row);
   }
   const tokensByModel = new Map(tokens.map((price) => [price.model, price]));
+  // Models priced by pixel tier (gpt-image-2 takes any WxH): their tiers, fewest pixels first.
+  const tiersByModel = new Map<string, { key: string; pixels: number }[]>();
+  for (const [model, rows] of rowsByModel) {
+    const tiers = [...new Set([...rows.values()].map((row) => row.size))]
+      .filter(isPixelTier)
+      .map((key) => ({ key, pixels: pixelsOf(key) ?? 0 }))
+      .sort((a, b) => a.pixels - b.pixels);
+    if (tiers.length > 0) tiersByModel.set(model, tiers);
+  }
 
   return {
     perImageMicros(model, size, quality) {
@@ -63,10 +72,8 @@ export function createPriceBook(
       if (!rows) return undefined;
       const sizeKey = size === undefined || size === AUTO ? AUTO : size;
       const sizeKeys = [sizeKey];
-      if (sizeKey !== AUTO && PIXEL_TIERED_MODELS.has(model)) {
-        const tier = pixelTier(sizeKey);
-        if (tier !== undefined) sizeKeys.push(tier);
-      }
+      const tier = sizeKey === AUTO ? undefined : tierOf(tiersByModel.get(model), sizeKey);
+      if (tier !== undefined) sizeKeys.push(tier);
       sizeKeys.push(ANY);
       const qualityKeys = [quality ?? AUTO, ANY];
       for (const candidateSize of sizeKeys) {
@@ -102,6 +109,16 @@ export function createPriceBook(
       return pricing;
     },
   };
+}
+
+/** The first of a model's tiers that holds `size`'s pixels. */
+function tierOf(
+  tiers: readonly { key: string; pixels: number }[] | undefined,
+  size: string,
+): string | undefined {
+  const pixels = pixelsOf(size);
+  if (!tiers || pixels === undefined) return undefined;
+  return tiers.find((tier) => pixels <= tier.pixels)?.key;
 }
 
 function keyOf(size: string, quality: string): string {

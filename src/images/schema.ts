@@ -47,22 +47,19 @@ const requestFields = {
       description: "url (hosted by the hub for one hour) or b64_json.",
     }),
   ),
+  // Plain words, not a fixed list: what each model takes is catalog data an operator can change
+  // (GET /api/models), and images/plan checks the value against the model with a 400 naming it.
   quality: Type.Optional(
-    Type.Union(
-      [
-        Type.Literal("standard"),
-        Type.Literal("hd"),
-        Type.Literal("low"),
-        Type.Literal("medium"),
-        Type.Literal("high"),
-        Type.Literal("auto"),
-      ],
-      { description: "standard or hd (dall-e-3); low, medium, high or auto (GPT image)." },
-    ),
+    Type.String({
+      pattern: "^[a-z0-9_-]{1,32}$",
+      description:
+        "standard or hd (dall-e-3); low, medium, high or auto (GPT image); each model's values are in GET /api/models.",
+    }),
   ),
   style: Type.Optional(
-    Type.Union([Type.Literal("vivid"), Type.Literal("natural")], {
-      description: "vivid or natural; only dall-e-3 uses it.",
+    Type.String({
+      pattern: "^[a-z0-9_-]{1,32}$",
+      description: "vivid or natural (dall-e-3); each model's values are in GET /api/models.",
     }),
   ),
   background: Type.Optional(

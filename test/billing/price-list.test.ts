@@ -324,7 +324,7 @@ describe("rows", () => {
   test("sources say where the figure came from, and which are estimates", () => {
     for (const row of [...SEED_IMAGE_PRICES, ...SEED_TOKEN_PRICES]) {
       if (row.model === "local/placeholder") continue;
-      assert.match(row.source, /list price as of 2026-11/, row.model);
+      assert.match(row.source, /list price as of 2026-11|checked 2026-12-03/, row.model);
     }
     const tierRow = SEED_IMAGE_PRICES.find(
       (row) => row.model === "gpt-image-2" && row.size === "<=2048x2048",

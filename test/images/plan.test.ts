@@ -542,7 +542,7 @@ describe("model names", () => {
     resolves("gemini/gemini-2.5-flash-image", "gemini-2.5-flash-image"),
     resolves("nano-banana", "gemini-2.5-flash-image"),
     resolves("google/nano-banana", "gemini-2.5-flash-image"),
-    resolves("nano-banana-pro", "gemini-3-pro-image-preview"),
+    resolves("nano-banana-pro", "gemini-3-pro-image"),
     resolves("imagen-4", "imagen-4.0-generate-001"),
     resolves("placeholder", "local/placeholder"),
     resolves("local/placeholder", "local/placeholder"),
