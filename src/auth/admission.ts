@@ -9,9 +9,11 @@ import { type RateLimiter, rateLimited } from "./rate-limit.ts";
 
 export function createAdmission(options: { limiter: RateLimiter }) {
   return function admit(principal: Principal, job: ImageJob): void {
-    if (principal.models !== null && !principal.models.includes(job.model.id)) {
+    // The model the client named: a key for dall-e-3 may use it while its successor serves.
+    const named = job.substitutedFor ?? job.model;
+    if (principal.models !== null && !principal.models.includes(named.id)) {
       throw new HubError(
-        `This API key may not use the model '${job.model.id}'. It may use: ${principal.models.join(", ") || "no models"}.`,
+        `This API key may not use the model '${named.id}'. It may use: ${principal.models.join(", ") || "no models"}.`,
         { status: 403, type: "permission_error", code: "model_not_allowed", param: "model" },
       );
     }

@@ -23,6 +23,9 @@ export interface Accounting {
    * reservation covers the dearest when the credit allows, else the job's own cost: a key that
    * can pay for what it asked is never refused because of a fallback it may not get. Fallbacks
    * dearer than what was reserved must then not be used (see `costCeiling`).
+   * `standby`: jobs that serve only in a rarer case (a retired model's successor, should the
+   * provider answer that the model is gone), covered when the credit allows it over everything
+   * else, and never at the expense of the route's fallbacks.
    */
   reserve(
     principal: Principal,
@@ -30,6 +33,7 @@ export interface Accounting {
     reservationId: string,
     now: number,
     fallbacks?: readonly ImageJob[],
+    standby?: readonly ImageJob[],
   ): Promise<number | null>;
   /** The most `job` may cost at today's prices, micro-USD. */
   costCeiling(job: ImageJob): number;
@@ -48,11 +52,12 @@ export function createAccounting(options: {
   prices: () => PriceBook;
 }): Accounting {
   return {
-    async reserve(principal, job, reservationId, now, fallbacks = []) {
+    async reserve(principal, job, reservationId, now, fallbacks = [], standby = []) {
       if (principal.balanceMicros === null) return null;
       const book = options.prices();
       const own = maxCostMicros(job, book);
       const dearest = Math.max(own, ...fallbacks.map((fallback) => maxCostMicros(fallback, book)));
+      const withStandby = Math.max(dearest, ...standby.map((other) => maxCostMicros(other, book)));
       const tryReserve = (amountMicros: number) =>
         options.db.reserve({
           id: reservationId,
@@ -60,6 +65,7 @@ export function createAccounting(options: {
           amountMicros,
           createdAt: now,
         });
+      if (withStandby > dearest && (await tryReserve(withStandby))) return withStandby;
       if (dearest > own && (await tryReserve(dearest))) return dearest;
       const amountMicros = own;
       const reserved = await tryReserve(own);

@@ -21,7 +21,7 @@ import { setTimeout as sleepFor } from "node:timers/promises";
 import type { Principal } from "../auth/principal.ts";
 import type { Accounting } from "../billing/accounting.ts";
 import { type HubError, internalError, isHubError, upstreamFailed } from "../errors.ts";
-import { sniffImageType } from "../image-formats.ts";
+import { MIME_TYPE_OF_FORMAT, sniffImageType } from "../image-formats.ts";
 import type {
   Base64,
   ImageMimeType,
@@ -31,8 +31,10 @@ import type {
   TokenUsage,
 } from "../providers/types.ts";
 import type { UsageRecord } from "../storage/db/types.ts";
-import type { Catalog, ProviderName } from "./catalog.ts";
+import type { Catalog, ModelSpec, ProviderName } from "./catalog.ts";
+import { deliverAs } from "./deliver-as.ts";
 import { settleWithConcurrency } from "./fan-out.ts";
+import type { Serving } from "./lifecycle.ts";
 import { type ImageJob, type ImageJobRequest, type ImageSource, planImageJob } from "./plan.ts";
 import { DEFAULT_BACKOFF, mayFallBack, type RetryPolicy, retryDelayMs } from "./retry.ts";
 import { defaultRoute, type ModelRoute } from "./routes.ts";
@@ -52,6 +54,16 @@ export interface ImageServiceDeps {
   accounting: Accounting;
   /** Whether the key may run this job (its models, its rate limits); throws when not. */
   admit?(principal: Principal, job: ImageJob): void;
+  /** Re-reads the catalog: a name it does not know may have been added on another instance. */
+  refreshCatalog?(): Promise<void>;
+  /**
+   * Which model serves a request for `model`: itself, or a retired model's successor
+   * (images/lifecycle.ts). With `ifGone`, as if `model` itself had just been found gone. Every
+   * model serves itself when this is not given.
+   */
+  servingModel?(model: ModelSpec, options?: { ifGone: boolean }): Serving;
+  /** A call for `model` was answered `model_not_found`: its provider no longer offers it. */
+  modelGone?(model: ModelSpec): void;
   /** The admin's routes (fallbacks, time budgets, retry policy); defaults for all without. */
   routes?: { routeFor(model: string): ModelRoute };
   /** A provider calling through one named credential, for fallbacks that name one. */
@@ -79,6 +91,8 @@ interface Target {
   /** The credential a fallback pinned, for logs. */
   credentialId: string | null;
   timeoutMs: number;
+  /** The retired model's successor: tried only when the model before it was found gone. */
+  whenGone?: boolean;
 }
 
 export interface GeneratedImageData {
@@ -131,22 +145,30 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     // not cost a database write per refusal. Everything admitted is recorded, failures too.
     let admitted = false;
     try {
+      if (deps.refreshCatalog && !deps.catalog.find(request.model ?? deps.defaultModel)) {
+        await deps.refreshCatalog();
+      }
       planned = planImageJob(deps.catalog, request, {
         defaultModel: deps.defaultModel,
         isProviderConfigured,
+        servingModel: deps.servingModel && ((model) => deps.servingModel?.(model) as Serving),
       });
       job = planned;
       deps.admit?.(principal, planned);
       admitted = true;
       signal.throwIfAborted();
       const route = deps.routes?.routeFor(planned.model.id) ?? defaultRoute(planned.model.id);
-      let fallbacks = fallbacksOf(request, planned, route, principal);
+      let fallbacks = [
+        ...successorIfGone(request, planned, route),
+        ...fallbacksOf(request, planned, route, principal),
+      ];
       reservedMicros = await deps.accounting.reserve(
         principal,
         planned,
         recordId,
         startedAt,
-        fallbacks.map((target) => target.job),
+        fallbacks.filter((target) => !target.whenGone).map((target) => target.job),
+        fallbacks.filter((target) => target.whenGone).map((target) => target.job),
       );
       const reserved = reservedMicros;
       // The credit covered only the model asked for: no fallback may cost more than that.
@@ -226,6 +248,8 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         id: recordId,
         keyId: principal.keyId,
         model: job?.model.id ?? request.model ?? deps.defaultModel,
+        // The catalog id the client named (a retired model's, when its successor served).
+        requestedModel: job ? (job.substitutedFor ?? job.model).id : null,
         provider: job?.model.provider ?? "none",
         imagesRequested: job?.n ?? request.n ?? 1,
         imagesDelivered: delivered,
@@ -254,9 +278,10 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
 
   /**
    * Calls the targets in order (the model, then its route's fallbacks) until one makes an image
-   * or a failure says the next may not take over (images/retry.ts). Returns the calls of the
-   * last target tried, the job that served (the one asked for when none did), and what the
-   * client should be told about fallbacks taken.
+   * or a failure says the next may not take over (images/retry.ts). A retired model's successor
+   * (a `whenGone` target) takes over only when the model was answered `model_not_found`, and is
+   * skipped otherwise. Returns the calls of the last target tried, the job that served (the one
+   * asked for when none did), and what the client should be told about fallbacks taken.
    */
   async function callTargets(
     targets: readonly Target[],
@@ -266,18 +291,23 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     signal: AbortSignal,
   ) {
     const notes: string[] = [];
-    for (const [index, target] of targets.entries()) {
+    let target = targets[0] as Target;
+    for (;;) {
       const calls = await callProvider(target, images, mask, signal, route.retryBillable);
       signal.throwIfAborted();
       if (calls.some((call) => call.status === "fulfilled" && call.value.images.length > 0)) {
         return { calls, job: target.job, notes };
       }
       const failure = mostTellingError(rejections(calls), signal);
-      const next = targets[index + 1];
+      const code = errorCodeOf(failure) ?? "error";
+      const gone = code === "upstream_model_not_found";
+      if (gone) deps.modelGone?.(target.job.model);
+      const next = targets
+        .slice(targets.indexOf(target) + 1)
+        .find((candidate) => gone || !candidate.whenGone);
       if (!next || !mayFallBack(failure, route.retryBillable)) {
         return { calls, job: (targets[0] as Target).job, notes };
       }
-      const code = errorCodeOf(failure) ?? "error";
       deps.log?.warn(
         {
           model: target.job.model.id,
@@ -285,13 +315,40 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
           credentialId: next.credentialId,
           code,
         },
-        "no image from the model; trying its next fallback",
+        next.whenGone
+          ? "the provider no longer offers the model; its successor serves"
+          : "no image from the model; trying its next fallback",
       );
-      notes.push(
-        `${target.job.model.id} failed (${code}); the route's fallback ${next.job.model.id} was tried instead.`,
-      );
+      if (!next.whenGone) {
+        notes.push(
+          `${target.job.model.id} failed (${code}); the route's fallback ${next.job.model.id} was tried instead.`,
+        );
+      }
+      target = next;
     }
-    throw new Error("a route has at least its own model as a target");
+  }
+
+  /**
+   * The successor that takes over if the provider answers that the model is gone, planned now
+   * so that the reservation can cover it: the hub believed the model alive, or it would have
+   * planned the successor from the start.
+   */
+  function successorIfGone(request: ImageJobRequest, primary: ImageJob, route: ModelRoute) {
+    const model = primary.model;
+    if (!deps.servingModel || primary.substitutedFor || model.successor === null) return [];
+    try {
+      const serving = deps.servingModel(model, { ifGone: true });
+      const job = planImageJob(deps.catalog, request, {
+        defaultModel: deps.defaultModel,
+        isProviderConfigured,
+        servingModel: (named) => (named === model ? serving : { model: named, retired: [] }),
+      });
+      const ownRoute = deps.routes?.routeFor(job.model.id) ?? route;
+      return [{ ...targetOf(job, null, ownRoute), whenGone: true }];
+    } catch {
+      // No successor that can take this request: a gone model then fails as it is.
+      return [];
+    }
   }
 
   /** The model's provider and time budget: the route's, the setting's, or the catalog's. */
@@ -402,7 +459,10 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     };
   }
 
-  /** Turns provider images into what the client asked for, converting only when it must. */
+  /**
+   * Turns provider images into what the client asked for, converting only when it must: base64
+   * stays as it came unless a substituted request needs the image resized or re-encoded.
+   */
   async function deliver(
     job: ImageJob,
     images: ProviderImage[],
@@ -411,15 +471,29 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     return Promise.all(
       images.map(async (image) => {
         const revised = image.revisedPrompt ? { revised_prompt: image.revisedPrompt } : {};
+        const converted = job.deliver && (await convertedFor(job.deliver, image, signal));
         if (job.responseFormat === "b64_json") {
+          if (converted) return { b64_json: converted.bytes.toString("base64"), ...revised };
           if (image.kind === "base64") return { b64_json: image.base64, ...revised };
           const { bytes } = await bytesOf(image, signal);
           return { b64_json: bytes.toString("base64"), ...revised };
         }
-        const { bytes, mimeType } = await bytesOf(image, signal);
+        const { bytes, mimeType } = converted ?? (await bytesOf(image, signal));
         return { url: await deps.hostImage(bytes, mimeType), ...revised };
       }),
     );
+  }
+
+  /** The image at the size and in the format a substituted request promised, if it is not. */
+  async function convertedFor(
+    wanted: NonNullable<ImageJob["deliver"]>,
+    image: ProviderImage,
+    signal: AbortSignal,
+  ) {
+    const mimeOk = image.kind !== "url" && image.mimeType === MIME_TYPE_OF_FORMAT[wanted.format];
+    if (!wanted.size && mimeOk) return undefined;
+    const { bytes } = await bytesOf(image, signal);
+    return deliverAs(bytes, wanted);
   }
 
   async function bytesOf(

@@ -9,7 +9,10 @@
 import { invalidRequest, modelNotFound } from "../errors.ts";
 import type { OutputFormat } from "../providers/types.ts";
 import type { Catalog, ModelSpec, ProviderName, SizeRule } from "./catalog.ts";
+import type { Serving } from "./lifecycle.ts";
+import { sizeAllowed } from "./model-fields.ts";
 import type { ImageGenerationRequest } from "./schema.ts";
+import { substituteJob } from "./substitute.ts";
 
 /** An input image as the client sent it: text (URL, data URL, base64) or multipart bytes. */
 export type ImageSource = string | Buffer;
@@ -20,9 +23,20 @@ export interface ImageJobRequest extends Omit<ImageGenerationRequest, "image" | 
 }
 
 export interface ImageJob {
+  /** The model that serves the request (a retired model's successor, see `substitutedFor`). */
   model: ModelSpec;
   /** The name the client used, echoed in records. */
   requestedModel: string;
+  /** The model the client named when it is retired and `model` serves in its place. */
+  substitutedFor: ModelSpec | undefined;
+  /**
+   * What the client gets of a substituted request: the size it asked for where the successor
+   * made the nearest size it can (resized by the hub), and the format it asked for (PNG when it
+   * named none). Undefined: images are delivered as the model made them.
+   */
+  deliver:
+    | { size: { width: number; height: number } | undefined; format: OutputFormat }
+    | undefined;
   prompt: string;
   n: number;
   /** Counts per upstream call: n split by the model's maxPerCall. */
@@ -46,10 +60,15 @@ export interface PlanOptions {
   defaultModel: string;
   /** Whether the hub has credentials for a provider; models without are not available. */
   isProviderConfigured: (provider: ProviderName) => boolean;
+  /**
+   * Which model serves a request for `model`: itself, or a retired model's successor
+   * (images/lifecycle.ts). Every model serves itself when this is not given.
+   */
+  servingModel?: (model: ModelSpec) => Serving;
 }
 
 /** GPT image models take low/medium/high/auto; clients written for DALL·E send standard/hd. */
-const QUALITY_SYNONYMS: Record<string, string> = { standard: "medium", hd: "high" };
+export const QUALITY_SYNONYMS: Record<string, string> = { standard: "medium", hd: "high" };
 
 export function planImageJob(
   catalog: Catalog,
@@ -59,12 +78,24 @@ export function planImageJob(
   const requestedModel = (request.model ?? options.defaultModel).trim();
   const model = catalog.find(requestedModel);
   if (!model) throw modelNotFound(requestedModel);
-  if (!options.isProviderConfigured(model.provider)) {
+  const serving = options.servingModel?.(model) ?? { model, retired: [] };
+  if (!options.isProviderConfigured(serving.model.provider)) {
+    const served = serving.model === model ? "its" : `its successor ${serving.model.id}'s`;
     throw modelNotFound(
       requestedModel,
-      `is not available: its provider (${model.provider}) has no credentials on this hub`,
+      `is not available: ${served} provider (${serving.model.provider}) has no credentials on this hub`,
     );
   }
+  // Validated against the model the client named: what it may ask is what that model takes.
+  const job = planFor(model, request, requestedModel);
+  if (serving.model === model) return job;
+  return substituteJob(job, request, serving, (successorRequest) =>
+    planFor(serving.model, successorRequest, requestedModel),
+  );
+}
+
+/** The job of `request` on `model`, every parameter checked against what the model takes. */
+function planFor(model: ModelSpec, request: ImageJobRequest, requestedModel: string): ImageJob {
   if (request.stream === true) {
     throw invalidRequest("Streaming is not supported; send stream: false or omit it.", "stream");
   }
@@ -90,6 +121,8 @@ export function planImageJob(
   return {
     model,
     requestedModel,
+    substitutedFor: undefined,
+    deliver: undefined,
     prompt: request.prompt,
     n,
     calls: splitIntoCalls(n, model.maxPerCall),
@@ -169,25 +202,8 @@ function planSize(model: ModelSpec, requested: string | undefined): ImageJob["si
     throw invalidSize(model, size);
   }
   const match = /^(\d+)x(\d+)$/.exec(size);
-  if (!match) throw invalidSize(model, size);
-  const width = Number(match[1]);
-  const height = Number(match[2]);
-  if (!sizeFits(model.sizes, size, width, height)) throw invalidSize(model, size);
-  return `${width}x${height}`;
-}
-
-function sizeFits(rule: SizeRule, size: string, width: number, height: number): boolean {
-  if (rule.kind === "list") return rule.sizes.includes(size);
-  const ratio = width / height;
-  return (
-    width % rule.multipleOf === 0 &&
-    height % rule.multipleOf === 0 &&
-    Math.max(width, height) <= rule.maxSide &&
-    width * height >= rule.minPixels &&
-    width * height <= rule.maxPixels &&
-    ratio >= rule.minRatio - 1e-9 &&
-    ratio <= rule.maxRatio + 1e-9
-  );
+  if (!match || !sizeAllowed(model.sizes, size)) throw invalidSize(model, size);
+  return `${Number(match[1])}x${Number(match[2])}`;
 }
 
 function invalidSize(model: ModelSpec, size: string) {
