@@ -22,6 +22,7 @@ import { createProviderRegistry } from "./credentials/registry.ts";
 import { createVault } from "./credentials/vault.ts";
 import { registerAdminRoutes } from "./http/admin.ts";
 import { registerCredentialRoutes } from "./http/admin-credentials.ts";
+import { registerAdminModelRoutes } from "./http/admin-models.ts";
 import { registerPriceRoutes } from "./http/admin-prices.ts";
 import { registerModelRouteRoutes } from "./http/admin-routes.ts";
 import { createAuthHooks } from "./http/auth.ts";
@@ -33,12 +34,16 @@ import { registerImageRoutes } from "./http/images.ts";
 import { registerModelRoutes } from "./http/models.ts";
 import { registerMultipart } from "./http/multipart.ts";
 import { registerUsageRoutes } from "./http/usage.ts";
-import { createCatalog } from "./images/catalog.ts";
+import { createCatalogStore } from "./images/catalog-store.ts";
 import { createImageService } from "./images/generate.ts";
 import { createImageHost, startSweeper } from "./images/hosting.ts";
+import { servingModel } from "./images/lifecycle.ts";
+import { createModelAdmin } from "./images/model-admin.ts";
+import { startModelSync } from "./images/model-sync.ts";
 import { createRouteBook } from "./images/routes.ts";
 import { loadOrCreateSigningSecret } from "./images/secret.ts";
 import { createImageSourceLoader } from "./images/sources.ts";
+import { createUpstreamModelBoard } from "./images/upstream-models.ts";
 import { createByteBudget } from "./net/byte-budget.ts";
 import { createSafeFetcher } from "./net/safe-fetch.ts";
 import { DEFAULT_UPSTREAM_TIMEOUT_MS } from "./providers/upstream.ts";
@@ -61,6 +66,8 @@ export interface App {
 }
 
 const SWEEP_INTERVAL_MS = 5 * 60 * 1000;
+/** A provider's model list read at start may hold the start up this long, no longer. */
+const MODEL_LIST_TIMEOUT_MS = 5_000;
 /** Longer than any request can take (upstream timeouts are minutes), so never a live one. */
 const ABANDONED_RESERVATION_MS = 60 * 60 * 1000;
 /** How long a start keeps looking for hubs that only seemed live: 40 × 250 ms = 10 s. */
@@ -143,10 +150,41 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
   app.addHook("onClose", () => fetcher.close());
 
-  // The domain.
-  const catalog = createCatalog(undefined, config.modelAliases);
+  // The domain. The catalog is the built-in models merged with the operators' (images/catalog-store.ts);
+  // the board holds what the providers' model lists say, read before the hub serves.
+  const catalog = await createCatalogStore({
+    db,
+    extraAliases: config.modelAliases,
+    log: app.log,
+  });
+  app.addHook("onClose", async () => catalog.stop());
+  const board = createUpstreamModelBoard();
+  const sync =
+    config.modelListRefreshMs > 0
+      ? await startModelSync(
+          {
+            providers: registry.providers,
+            board,
+            catalog,
+            timeoutMs: MODEL_LIST_TIMEOUT_MS,
+            clock,
+            log: app.log,
+          },
+          config.modelListRefreshMs,
+        )
+      : undefined;
+  app.addHook("onClose", async () => sync?.stop());
   const images = createImageService({
     catalog,
+    refreshCatalog: () => catalog.refresh(),
+    servingModel: (model, options) =>
+      options?.ifGone
+        ? servingModel(model, catalog, board, clock(), { assumeGone: true })
+        : servingModel(model, catalog, board, clock()),
+    modelGone: (model) => {
+      board.recordGone(model.provider, model.upstreamId, clock());
+      sync?.verify(model.provider);
+    },
     providers: registry.providers,
     defaultModel: config.defaultImageModel,
     fanOutConcurrency: config.fanOutConcurrency,
@@ -191,13 +229,24 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       clock,
     }),
   );
-  registerHealthRoutes(app);
+  registerHealthRoutes(app, { catalog });
   registerImageRoutes(app, { images, auth });
-  registerModelRoutes(app, { catalog, images, prices, auth });
+  registerModelRoutes(app, { catalog, images, prices, board, auth, clock });
   registerFileRoutes(app, { host, clock });
   registerUsageRoutes(app, { db, auth, catalog, clock });
   registerAdminRoutes(app, { db, auth, catalog });
   registerPriceRoutes(app, { prices, catalog, auth, clock });
+  registerAdminModelRoutes(app, {
+    admin: createModelAdmin({
+      store: catalog,
+      db,
+      prices,
+      board,
+      isProviderConfigured: (provider) => images.isProviderConfigured(provider),
+      clock,
+    }),
+    auth,
+  });
   registerCredentialRoutes(app, { db, vault, registry, auth, clock });
   registerModelRouteRoutes(app, {
     routes,

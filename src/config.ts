@@ -16,8 +16,10 @@ export interface Config {
   /** Encrypts provider credentials stored through the admin API; none means none can be. */
   masterKey: string | undefined;
   defaultImageModel: string;
-  /** Extra model names an operator routes to catalog models: `dall-e-2` → `gpt-image-1`. */
+  /** Extra model names an operator routes to catalog models: `fast` → `gpt-image-2`. */
   modelAliases: Record<string, string>;
+  /** How often each provider's model list is read again, ms; 0: never read (dates decide). */
+  modelListRefreshMs: number;
   openai: { apiKey: string | undefined; baseURL: string };
   gemini: { apiKey: string | undefined; baseURL: string };
   /** Secret for signing hosted-image URLs; when unset, one is kept in `dataDir`. */
@@ -67,6 +69,8 @@ export function loadConfig(env: Env = process.env): Config {
     masterKey: text(env, "MASTER_KEY"),
     defaultImageModel: text(env, "DEFAULT_IMAGE_MODEL") ?? "dall-e-2",
     modelAliases: aliases(env, "MODEL_ALIASES"),
+    modelListRefreshMs:
+      integer(env, "MODEL_LIST_REFRESH_SECONDS", 3600, { min: 0, max: 7 * 86400 }) * 1000,
     openai: {
       apiKey: text(env, "OPENAI_API_KEY"),
       baseURL: trimSlash(text(env, "OPENAI_BASE_URL") ?? "https://api.openai.com/v1"),

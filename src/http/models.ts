@@ -1,13 +1,17 @@
 /**
  * GET /api/models (and /v1/models): the image models this hub can serve now, in the OpenAI list
- * shape, with what each accepts read from the catalog. Models whose provider has no credentials
- * are left out, since a request for them could only fail.
+ * shape, with what each accepts read from the catalog and where it is in its life (`status`,
+ * `shutdown_date`, `successor`, always present; retired models are listed, since requests for
+ * them are served by their successors). Models whose provider has no credentials are left out,
+ * since a request for them could only fail.
  */
 import type { FastifyInstance } from "fastify";
 import type { PriceService } from "../billing/price-service.ts";
 import type { Catalog, ModelSpec } from "../images/catalog.ts";
 import type { ImageService } from "../images/generate.ts";
+import { lifecycleOf } from "../images/lifecycle.ts";
 import { describeSizes } from "../images/plan.ts";
+import type { UpstreamModelBoard } from "../images/upstream-models.ts";
 import type { AuthHooks } from "./auth.ts";
 
 /** A fixed date for `created`: the catalog has no real one and clients only need an integer. */
@@ -15,8 +19,16 @@ const CATALOG_CREATED = 1_735_689_600;
 
 export function registerModelRoutes(
   app: FastifyInstance,
-  options: { catalog: Catalog; images: ImageService; prices: PriceService; auth: AuthHooks },
+  options: {
+    catalog: Catalog;
+    images: ImageService;
+    prices: PriceService;
+    board: UpstreamModelBoard;
+    auth: AuthHooks;
+    clock?: () => number;
+  },
 ): void {
+  const clock = options.clock ?? Date.now;
   for (const prefix of ["/api", "/v1"]) {
     app.get(
       `${prefix}/models`,
@@ -34,6 +46,7 @@ export function registerModelRoutes(
           .filter((model) => options.images.isProviderConfigured(model.provider))
           .map((model) => ({
             ...describeModel(model),
+            ...describeLife(model, options.board, clock()),
             pricing: options.prices.book().describe(model.id),
           })),
       }),
@@ -69,5 +82,20 @@ export function describeModel(model: ModelSpec) {
     max_input_images: model.maxInputImages,
     output_formats: model.outputFormats,
     response_formats: ["url", "b64_json"],
+  };
+}
+
+/** Where the model is in its life; the keys are always there, null where nothing is known. */
+function describeLife(model: ModelSpec, board: UpstreamModelBoard, now: number) {
+  const life = lifecycleOf(model, board, now);
+  return {
+    status: life.status,
+    shutdown_date: life.shutdownDate,
+    successor: life.successor,
+    upstream: {
+      listed: life.upstream.offered,
+      checked_at:
+        life.upstream.checkedAt === null ? null : Math.floor(life.upstream.checkedAt / 1000),
+    },
   };
 }

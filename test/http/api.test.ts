@@ -691,7 +691,10 @@ describe("shutdown", () => {
         key: target.key,
         body: { model: "dall-e-2", prompt: "an owl at closing time", size: "256x256" },
       });
-      while (slowSim.requests.length === 0) await sleep(10);
+      // The hub read the model list at start; wait for the image request itself.
+      while (!slowSim.requests.some((request) => request.path.startsWith("/v1/images"))) {
+        await sleep(10);
+      }
       const started = Date.now();
       const closing = target.close().then(() => Date.now() - started);
       try {

@@ -61,7 +61,7 @@ async function generate(hub: TestHub) {
   const response = await fetch(`${hub.url}/v1/images/generations`, {
     method: "POST",
     headers: { authorization: `Bearer ${hub.key}`, "content-type": "application/json" },
-    body: JSON.stringify({ model: "dall-e-2", prompt: "a lighthouse", size: "256x256" }),
+    body: JSON.stringify({ model: "gpt-image-2", prompt: "a lighthouse", size: "1024x1024" }),
   });
   const body = (await response.json()) as { error: { code: string; message: string } };
   return { status: response.status, headers: response.headers, body };
@@ -108,11 +108,12 @@ describe("a credential the upstream rate limits (429)", () => {
   });
 
   test("with every credential cooling down, the client gets 429 and no upstream is called", async () => {
+    // A wait longer than the model's time budget (gpt-image-2: 5 min) is not waited out.
     const { hub, a, b } = await setUp();
     await addCredential(hub, "A", a);
     await addCredential(hub, "B", b);
     for (const sim of [a, b]) {
-      sim.failNext({ status: 429, headers: { "retry-after": "120" }, body: "rate limited" });
+      sim.failNext({ status: 429, headers: { "retry-after": "400" }, body: "rate limited" });
     }
     const first = await generate(hub);
     assert.equal(first.status, 429);
