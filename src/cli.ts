@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import type { KeyService, KeyView, UpdateKeyInput } from "./auth/key-service.ts";
 import { createKeyService } from "./auth/key-service.ts";
 import { loadConfig } from "./config.ts";
-import { createCatalog } from "./images/catalog.ts";
+import { createCatalogStore } from "./images/catalog-store.ts";
 import { openDatabase } from "./storage/db/open.ts";
 import type { KeyRole } from "./storage/db/types.ts";
 
@@ -103,12 +103,13 @@ export async function runCli(
     const run = commandOf(command, id, values);
     const config = loadConfig(env);
     const db = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+    // The catalog in force, with the models operators added, so `--models` may name them.
+    const catalog = await createCatalogStore({ db, extraAliases: config.modelAliases });
     try {
-      const keys = createKeyService(db, {
-        catalog: createCatalog(undefined, config.modelAliases),
-      });
+      const keys = createKeyService(db, { catalog });
       await run(keys, output, values.json);
     } finally {
+      catalog.stop();
       await db.close();
     }
     return 0;

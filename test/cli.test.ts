@@ -183,6 +183,43 @@ describe("hub keys", () => {
     assert.equal(created.role, "admin");
     assert.ok(await authenticates(created.key));
   });
+
+  it("--models takes a model an operator added, as the server's catalog has it", async () => {
+    const db = await openDatabase({ dataDir, databaseUrl: undefined });
+    try {
+      await db.putCatalogModel({
+        id: "team/poster",
+        definition: JSON.stringify({
+          mode: "define",
+          fields: {
+            id: "team/poster",
+            provider: "openai",
+            upstream_model: "gpt-image-2",
+            sizes: ["1024x1024"],
+          },
+        }),
+        hidden: false,
+        updatedAt: Date.now(),
+      });
+    } finally {
+      await db.close();
+    }
+    const run = ok(
+      await hub(
+        "keys",
+        "create",
+        "--name",
+        "posters",
+        "--models",
+        "team/poster,dall-e-3",
+        "--json",
+      ),
+    );
+    assert.deepEqual((JSON.parse(run.stdout) as { models: string[] }).models, [
+      "team/poster",
+      "dall-e-3",
+    ]);
+  });
 });
 
 describe("exit codes", () => {

@@ -21,21 +21,16 @@ import { setTimeout as sleepFor } from "node:timers/promises";
 import type { Principal } from "../auth/principal.ts";
 import type { Accounting } from "../billing/accounting.ts";
 import { type HubError, internalError, isHubError, upstreamFailed } from "../errors.ts";
-import { MIME_TYPE_OF_FORMAT, sniffImageType } from "../image-formats.ts";
-import type {
-  Base64,
-  ImageMimeType,
-  ImageProvider,
-  InputImage,
-  ProviderImage,
-  TokenUsage,
-} from "../providers/types.ts";
+import type { ImageMimeType, ImageProvider, InputImage, TokenUsage } from "../providers/types.ts";
 import type { UsageRecord } from "../storage/db/types.ts";
 import type { Catalog, ModelSpec, ProviderName } from "./catalog.ts";
-import { deliverAs } from "./deliver-as.ts";
 import { settleWithConcurrency } from "./fan-out.ts";
 import type { Serving } from "./lifecycle.ts";
 import { type ImageJob, type ImageJobRequest, type ImageSource, planImageJob } from "./plan.ts";
+import { createDelivery, type GeneratedImageData, startsLikeAnImage } from "./results.ts";
+
+export type { GeneratedImageData };
+
 import { DEFAULT_BACKOFF, mayFallBack, type RetryPolicy, retryDelayMs } from "./retry.ts";
 import { defaultRoute, type ModelRoute } from "./routes.ts";
 
@@ -95,13 +90,6 @@ interface Target {
   whenGone?: boolean;
 }
 
-export interface GeneratedImageData {
-  url?: string;
-  /** As the provider gave it: a string, or its bytes (see providers/json-cut.ts). */
-  b64_json?: Base64;
-  revised_prompt?: string;
-}
-
 export interface GenerationResult {
   created: number;
   data: GeneratedImageData[];
@@ -124,6 +112,7 @@ export interface ImageService {
 
 export function createImageService(deps: ImageServiceDeps): ImageService {
   const clock = deps.clock ?? Date.now;
+  const deliver = createDelivery(deps);
   const isProviderConfigured = (provider: ProviderName) => deps.providers[provider] !== undefined;
 
   async function generate(
@@ -459,86 +448,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     };
   }
 
-  /**
-   * Turns provider images into what the client asked for, converting only when it must: base64
-   * stays as it came unless a substituted request needs the image resized or re-encoded.
-   */
-  async function deliver(
-    job: ImageJob,
-    images: ProviderImage[],
-    signal: AbortSignal,
-  ): Promise<GeneratedImageData[]> {
-    return Promise.all(
-      images.map(async (image) => {
-        const revised = image.revisedPrompt ? { revised_prompt: image.revisedPrompt } : {};
-        const converted = job.deliver && (await convertedFor(job.deliver, image, signal));
-        if (job.responseFormat === "b64_json") {
-          if (converted) return { b64_json: converted.bytes.toString("base64"), ...revised };
-          if (image.kind === "base64") return { b64_json: image.base64, ...revised };
-          const { bytes } = await bytesOf(image, signal);
-          return { b64_json: bytes.toString("base64"), ...revised };
-        }
-        const { bytes, mimeType } = converted ?? (await bytesOf(image, signal));
-        return { url: await deps.hostImage(bytes, mimeType), ...revised };
-      }),
-    );
-  }
-
-  /** The image at the size and in the format a substituted request promised, if it is not. */
-  async function convertedFor(
-    wanted: NonNullable<ImageJob["deliver"]>,
-    image: ProviderImage,
-    signal: AbortSignal,
-  ) {
-    const mimeOk = image.kind !== "url" && image.mimeType === MIME_TYPE_OF_FORMAT[wanted.format];
-    if (!wanted.size && mimeOk) return undefined;
-    const { bytes } = await bytesOf(image, signal);
-    return deliverAs(bytes, wanted);
-  }
-
-  async function bytesOf(
-    image: ProviderImage,
-    signal: AbortSignal,
-  ): Promise<{ bytes: Buffer; mimeType: ImageMimeType }> {
-    if (image.kind === "base64") {
-      const text =
-        typeof image.base64 === "string" ? image.base64 : image.base64.toString("latin1");
-      return { bytes: Buffer.from(text, "base64"), mimeType: image.mimeType };
-    }
-    if (image.kind === "bytes") return { bytes: image.bytes, mimeType: image.mimeType };
-    const bytes = await deps.fetchUpstreamImage(image.url, signal).catch((error: unknown) => {
-      // The fetcher speaks to clients about their URLs (400, 413); this URL is the upstream's.
-      if (!isHubError(error) || error.status >= 500 || signal.aborted) throw error;
-      throw upstreamFailed(`The upstream answered with an image URL the hub cannot use.`, {
-        code: "upstream_invalid_response",
-        cause: error,
-      });
-    });
-    const mimeType = sniffImageType(bytes);
-    if (!mimeType) {
-      throw upstreamFailed("The upstream answered with a URL that does not hold an image.", {
-        code: "upstream_invalid_response",
-      });
-    }
-    return { bytes, mimeType };
-  }
-
   return { generate, isProviderConfigured };
-}
-
-/**
- * Whether an image's first bytes are those of a PNG, JPEG or WebP. Base64 is checked by its head
- * alone (24 characters, 18 bytes), so megabytes are never decoded just to look; URLs are
- * checked once fetched.
- */
-function startsLikeAnImage(image: ProviderImage): boolean {
-  if (image.kind === "url") return true;
-  if (image.kind === "bytes") return sniffImageType(image.bytes) !== undefined;
-  const head =
-    typeof image.base64 === "string"
-      ? image.base64.slice(0, 24)
-      : image.base64.subarray(0, 24).toString("latin1");
-  return sniffImageType(Buffer.from(head, "base64")) !== undefined;
 }
 
 function rejections(calls: PromiseSettledResult<unknown>[]): unknown[] {

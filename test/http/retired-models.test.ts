@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import sharp from "sharp";
+import { issueKey } from "../../src/auth/issue.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
 import {
   OPENAI_SHUT_DOWN_MODELS,
@@ -198,6 +199,30 @@ describe("sizes and counts the retired models promise", () => {
       assert.equal(reply.headers.get("x-image-hub-model"), "gpt-image-2");
     }
     for (const model of upstreamModels()) assert.equal(model, "gpt-image-2");
+  });
+});
+
+describe("keys and prices follow the right model", () => {
+  it("a key's models apply to the model named; the price is the serving model's", async () => {
+    const { key, id } = await issueKey(hub.db, {
+      name: "dall-e-3 only",
+      role: "client",
+      models: ["dall-e-3"],
+      balanceMicros: 1_000_000,
+    });
+    const served = await generate(
+      { model: "dall-e-3", prompt: "a harbour", response_format: "b64_json" },
+      key,
+    );
+    assert.equal(served.status, 200, JSON.stringify(served.body));
+    const direct = await generate({ model: "gpt-image-2", prompt: "a harbour" }, key);
+    assert.equal(direct.status, 403);
+    assert.equal(direct.body.error?.code, "model_not_allowed");
+    const record = await usageRecord(served.headers.get("x-image-hub-record-id") ?? "");
+    // gpt-image-2 bills tokens; the simulator reports them for a 1024x1024 medium image.
+    assert.ok(Number(record.cost) > 0 && Number(record.cost) <= 0.053, `charged ${record.cost}`);
+    const keyRow = await hub.db.findKey(id);
+    assert.equal(keyRow?.balanceMicros, 1_000_000 - Math.round(Number(record.cost) * 1_000_000));
   });
 });
 

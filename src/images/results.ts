@@ -1,0 +1,102 @@
+/**
+ * Provider images turned into what the client asked for: base64 passed on as it came (never
+ * decoded just to be encoded again), or bytes stored behind a signed URL; a retired model's
+ * successor's image brought to the size and format the client was promised (deliver-as.ts).
+ * An image the upstream gave as a URL is fetched once, through the SSRF guard.
+ */
+import { isHubError, upstreamFailed } from "../errors.ts";
+import { MIME_TYPE_OF_FORMAT, sniffImageType } from "../image-formats.ts";
+import type { Base64, ImageMimeType, ProviderImage } from "../providers/types.ts";
+import { deliverAs } from "./deliver-as.ts";
+import type { ImageJob } from "./plan.ts";
+
+export interface GeneratedImageData {
+  url?: string;
+  /** As the provider gave it: a string, or its bytes (see providers/json-cut.ts). */
+  b64_json?: Base64;
+  revised_prompt?: string;
+}
+
+export interface DeliveryDeps {
+  /** Fetches an image an upstream answered with as a URL, so clients never depend on it. */
+  fetchUpstreamImage(url: string, signal: AbortSignal): Promise<Buffer>;
+  /** Stores an image and returns its signed, expiring URL. */
+  hostImage(bytes: Buffer, mimeType: ImageMimeType): Promise<string>;
+}
+
+export function createDelivery(deps: DeliveryDeps) {
+  return async function deliver(
+    job: ImageJob,
+    images: ProviderImage[],
+    signal: AbortSignal,
+  ): Promise<GeneratedImageData[]> {
+    return Promise.all(
+      images.map(async (image) => {
+        const revised = image.revisedPrompt ? { revised_prompt: image.revisedPrompt } : {};
+        const converted = job.deliver && (await convertedFor(job.deliver, image, signal));
+        if (job.responseFormat === "b64_json") {
+          if (converted) return { b64_json: converted.bytes.toString("base64"), ...revised };
+          if (image.kind === "base64") return { b64_json: image.base64, ...revised };
+          const { bytes } = await bytesOf(image, signal);
+          return { b64_json: bytes.toString("base64"), ...revised };
+        }
+        const { bytes, mimeType } = converted ?? (await bytesOf(image, signal));
+        return { url: await deps.hostImage(bytes, mimeType), ...revised };
+      }),
+    );
+  };
+
+  /** The image at the size and in the format a substituted request promised, if it is not. */
+  async function convertedFor(
+    wanted: NonNullable<ImageJob["deliver"]>,
+    image: ProviderImage,
+    signal: AbortSignal,
+  ) {
+    const mimeOk = image.kind !== "url" && image.mimeType === MIME_TYPE_OF_FORMAT[wanted.format];
+    if (!wanted.size && mimeOk) return undefined;
+    const { bytes } = await bytesOf(image, signal);
+    return deliverAs(bytes, wanted);
+  }
+
+  async function bytesOf(
+    image: ProviderImage,
+    signal: AbortSignal,
+  ): Promise<{ bytes: Buffer; mimeType: ImageMimeType }> {
+    if (image.kind === "base64") {
+      const text =
+        typeof image.base64 === "string" ? image.base64 : image.base64.toString("latin1");
+      return { bytes: Buffer.from(text, "base64"), mimeType: image.mimeType };
+    }
+    if (image.kind === "bytes") return { bytes: image.bytes, mimeType: image.mimeType };
+    const bytes = await deps.fetchUpstreamImage(image.url, signal).catch((error: unknown) => {
+      // The fetcher speaks to clients about their URLs (400, 413); this URL is the upstream's.
+      if (!isHubError(error) || error.status >= 500 || signal.aborted) throw error;
+      throw upstreamFailed(`The upstream answered with an image URL the hub cannot use.`, {
+        code: "upstream_invalid_response",
+        cause: error,
+      });
+    });
+    const mimeType = sniffImageType(bytes);
+    if (!mimeType) {
+      throw upstreamFailed("The upstream answered with a URL that does not hold an image.", {
+        code: "upstream_invalid_response",
+      });
+    }
+    return { bytes, mimeType };
+  }
+}
+
+/**
+ * Whether an image's first bytes are those of a PNG, JPEG or WebP. Base64 is checked by its head
+ * alone (24 characters, 18 bytes), so megabytes are never decoded just to look; URLs are
+ * checked once fetched.
+ */
+export function startsLikeAnImage(image: ProviderImage): boolean {
+  if (image.kind === "url") return true;
+  if (image.kind === "bytes") return sniffImageType(image.bytes) !== undefined;
+  const head =
+    typeof image.base64 === "string"
+      ? image.base64.slice(0, 24)
+      : image.base64.subarray(0, 24).toString("latin1");
+  return sniffImageType(Buffer.from(head, "base64")) !== undefined;
+}
