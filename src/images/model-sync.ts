@@ -64,16 +64,21 @@ export async function syncUpstreamModels(deps: ModelSyncDeps): Promise<void> {
         );
         return;
       }
-      for (const model of deps.catalog.models) {
-        if (model.provider !== name) continue;
-        const warnings = modelWarnings(
-          model,
-          lifecycleOf(model, deps.board, clock()),
-          deps.board,
-          clock(),
-        );
-        if (warnings.length > 0)
-          deps.log?.warn({ model: model.id, warnings }, "catalog model needs a look");
+      // One line per read, naming every model that needs a look (the admin API says why).
+      const needLook = deps.catalog.models
+        .filter((model) => model.provider === name)
+        .map((model) => ({
+          model: model.id,
+          warnings: modelWarnings(
+            model,
+            lifecycleOf(model, deps.board, clock()),
+            deps.board,
+            clock(),
+          ),
+        }))
+        .filter((entry) => entry.warnings.length > 0);
+      if (needLook.length > 0) {
+        deps.log?.warn({ provider: name, models: needLook }, "catalog models need a look");
       }
     }),
   );

@@ -24,8 +24,12 @@ export function modelWarnings(
     listed !== undefined &&
     model.declaredStatus !== "retired"
   ) {
+    const served =
+      model.successor !== null && model.useSuccessor
+        ? `; its requests go to '${model.successor}'`
+        : "";
     warnings.push(
-      `${provider} does not list '${model.upstreamId}' (read ${new Date(listed).toISOString()}).`,
+      `${provider} does not list '${model.upstreamId}' (read ${new Date(listed).toISOString()})${served}.`,
     );
   }
   if (life.status === "deprecated" && life.shutdownDate !== null) {

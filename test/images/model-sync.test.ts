@@ -52,7 +52,7 @@ describe("syncUpstreamModels", () => {
     });
     assert.deepEqual(board.state("openai", "gpt-image-2")?.shutdownDate, "2026-12-10");
     assert.equal(board.state("openai", "dall-e-2")?.offered, false);
-    assert.ok(warnings.includes("catalog model needs a look"));
+    assert.ok(warnings.includes("catalog models need a look"));
   });
 
   it("a provider that fails or names none of our models changes nothing", async () => {
