@@ -11,11 +11,10 @@
  * still serves, and the admin API lists the problem.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { Value } from "typebox/value";
 import { isHubError } from "../errors.ts";
 import type { CatalogModelRecord, Database } from "../storage/db/types.ts";
 import { BUILT_IN_DEFINITIONS, type Catalog, createCatalog, type ModelSpec } from "./catalog.ts";
-import { ModelFields, type ModelFieldValues } from "./model-definition.ts";
+import { type ModelFieldValues, problemWithFields } from "./model-definition.ts";
 import { specFromFields } from "./model-fields.ts";
 
 /** How a stored row is read: a whole definition, or fields changed on a built-in model. */
@@ -217,7 +216,7 @@ function parseStored(text: string): StoredDefinition | undefined {
   try {
     const value = JSON.parse(text) as { mode?: unknown; fields?: unknown };
     if (value.mode !== "define" && value.mode !== "override") return undefined;
-    if (!Value.Check(ModelFields, value.fields)) return undefined;
+    if (problemWithFields(value.fields) !== undefined) return undefined;
     return { mode: value.mode, fields: value.fields as ModelFieldValues };
   } catch {
     return undefined;

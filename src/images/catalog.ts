@@ -9,9 +9,8 @@
  * rows; model-fields.ts turns a JSON row into a `ModelSpec`.
  */
 import { readFileSync } from "node:fs";
-import { Value } from "typebox/value";
 import type { OutputFormat } from "../providers/types.ts";
-import { ModelFields, type ModelFieldValues } from "./model-definition.ts";
+import { type ModelFieldValues, problemWithFields } from "./model-definition.ts";
 import { specFromFields } from "./model-fields.ts";
 
 export type ProviderName = "openai" | "google" | "local";
@@ -93,12 +92,8 @@ function readBuiltIn(): ModelFieldValues[] {
   const rows: unknown = JSON.parse(readFileSync(file, "utf8")).models;
   if (!Array.isArray(rows)) throw new Error(`${file.pathname}: 'models' must be a list.`);
   for (const row of rows) {
-    const error = Value.Errors(ModelFields, row)[0];
-    if (error) {
-      throw new Error(
-        `${file.pathname}: model ${JSON.stringify(row?.id)}: ${error.instancePath} ${error.message}`,
-      );
-    }
+    const problem = problemWithFields(row);
+    if (problem) throw new Error(`${file.pathname}: model ${JSON.stringify(row?.id)}: ${problem}`);
   }
   return rows as ModelFieldValues[];
 }
