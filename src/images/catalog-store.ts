@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { isHubError } from "../errors.ts";
 import type { CatalogModelRecord, Database } from "../storage/db/types.ts";
 import { BUILT_IN_DEFINITIONS, type Catalog, createCatalog, type ModelSpec } from "./catalog.ts";
-import { type ModelFieldValues, problemWithFields } from "./model-definition.ts";
+import type { ModelFieldValues } from "./model-definition.ts";
 import { specFromFields } from "./model-fields.ts";
 
 /** How a stored row is read: a whole definition, or fields changed on a built-in model. */
@@ -54,13 +54,19 @@ export interface CatalogStoreOptions {
 export async function createCatalogStore(options: CatalogStoreOptions): Promise<CatalogStore> {
   const builtIn = options.builtIn ?? BUILT_IN_DEFINITIONS;
   const builtInIds = new Set(builtIn.map((row) => row.id as string));
-  let state = merge(builtIn, [], options.extraAliases ?? {});
+  let state = merge(builtIn, [], options.extraAliases ?? {}, () => undefined);
   let generation = 0;
 
   async function reload(): Promise<void> {
     const mine = ++generation;
     const records = await options.db.listCatalogModels();
-    const next = merge(builtIn, records, options.extraAliases ?? {});
+    // The schema check loads TypeBox and ajv: only worth it when there are stored rows (the
+    // CLI, which has none to check most days, starts faster without).
+    const check =
+      records.length === 0
+        ? () => undefined
+        : (await import("./model-definition.ts")).problemWithFields;
+    const next = merge(builtIn, records, options.extraAliases ?? {}, check);
     if (mine !== generation) return;
     for (const problem of next.problems) {
       if (
@@ -139,6 +145,7 @@ function merge(
   builtIn: readonly ModelFieldValues[],
   records: readonly CatalogModelRecord[],
   extraAliases: Record<string, string>,
+  problemWithFields: (fields: unknown) => string | undefined,
 ): MergedState {
   const problems: MergedState["problems"] = [];
   const stored = new Map<string, StoredDefinition>();
@@ -152,7 +159,7 @@ function merge(
     }
   };
   const readRecord = (record: CatalogModelRecord) => {
-    const definition = parseStored(record.definition);
+    const definition = parseStored(record.definition, problemWithFields);
     if (definition) stored.set(record.id, definition);
     else problems.push({ id: record.id, message: "its stored definition cannot be read" });
     return definition;
@@ -212,7 +219,10 @@ function withoutNameClashes(specs: ModelSpec[], problems: MergedState["problems"
   return kept;
 }
 
-function parseStored(text: string): StoredDefinition | undefined {
+function parseStored(
+  text: string,
+  problemWithFields: (fields: unknown) => string | undefined,
+): StoredDefinition | undefined {
   try {
     const value = JSON.parse(text) as { mode?: unknown; fields?: unknown };
     if (value.mode !== "define" && value.mode !== "override") return undefined;

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { OutputFormat } from "../providers/types.ts";
-import { type ModelFieldValues, problemWithFields } from "./model-definition.ts";
+import type { ModelFieldValues } from "./model-definition.ts";
 import { specFromFields } from "./model-fields.ts";
 
 export type ProviderName = "openai" | "google" | "local";
@@ -87,14 +87,11 @@ export interface ModelSpec {
 /** The built-in rows, as shipped: what an operator can change, hide or add to at run time. */
 export const BUILT_IN_DEFINITIONS: readonly ModelFieldValues[] = readBuiltIn();
 
+/** The data file's rows; test/images/catalog.test.ts holds each to the admin API's schema. */
 function readBuiltIn(): ModelFieldValues[] {
   const file = new URL("./models.json", import.meta.url);
   const rows: unknown = JSON.parse(readFileSync(file, "utf8")).models;
   if (!Array.isArray(rows)) throw new Error(`${file.pathname}: 'models' must be a list.`);
-  for (const row of rows) {
-    const problem = problemWithFields(row);
-    if (problem) throw new Error(`${file.pathname}: model ${JSON.stringify(row?.id)}: ${problem}`);
-  }
   return rows as ModelFieldValues[];
 }
 

@@ -4,7 +4,7 @@
  * every other part reads. One shape and one set of checks, so a model an operator adds is held
  * to the rules of the ones shipped. Field names are the API's (snake_case).
  */
-import { Ajv } from "ajv";
+import { Ajv, type ValidateFunction } from "ajv";
 import { type Static, type TSchema, Type } from "typebox";
 import { MAX_PROMPT_LENGTH } from "./schema.ts";
 
@@ -166,14 +166,17 @@ export type ModelFieldValues = Static<typeof ModelFields>;
 export type PriceValue = Static<typeof PriceFields>;
 
 // ajv, as Fastify validates the admin API with it: the same schema, and far lighter to load
-// than typebox/value (which would add 0.4 s to every start and every CLI call).
-const validateFields = new Ajv({ allErrors: false, strict: false }).compile(ModelFields);
+// than typebox/value (which would add 0.4 s to every start and every CLI call). Compiled on
+// first use: only stored rows need it, and most hubs have none.
+let validateFields: ValidateFunction | undefined;
 
 /**
  * Why `value` is not a model's fields (the first problem, as `path message`), or undefined when
- * it is: for rows the admin API did not check as they arrived (the data file, stored rows).
+ * it is: for rows the admin API did not check as they arrived (stored rows, the data file's
+ * test).
  */
 export function problemWithFields(value: unknown): string | undefined {
+  validateFields ??= new Ajv({ allErrors: false, strict: false }).compile(ModelFields);
   if (validateFields(value)) return undefined;
   const error = validateFields.errors?.[0];
   return error ? `${error.instancePath || "/"} ${error.message ?? "is invalid"}` : "is invalid";

@@ -4,7 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { createCatalog, MODELS, type ModelSpec } from "../../src/images/catalog.ts";
+import {
+  BUILT_IN_DEFINITIONS,
+  createCatalog,
+  MODELS,
+  type ModelSpec,
+} from "../../src/images/catalog.ts";
+import { problemWithFields } from "../../src/images/model-definition.ts";
 import { planImageJob } from "../../src/images/plan.ts";
 import {
   aspectRatioOfSize,
@@ -25,6 +31,29 @@ function listedSizes(model: ModelSpec): readonly string[] {
 }
 
 const GOOGLE_MODELS = MODELS.filter((model) => model.provider === "google");
+
+describe("the data file", () => {
+  test("every row holds to the admin API's schema, names its source and the day it was checked", () => {
+    for (const row of BUILT_IN_DEFINITIONS) {
+      assert.equal(problemWithFields(row), undefined, `${row.id}: ${problemWithFields(row)}`);
+      assert.ok(row.source && row.source.length > 10, `${row.id} names its source`);
+      assert.match(row.checked ?? "", /^\d{4}-\d{2}-\d{2}$/, `${row.id} says when it was checked`);
+    }
+  });
+
+  test("every retired model has a successor that is not retired", () => {
+    const now = Date.parse("2026-12-03T12:00:00Z");
+    for (const model of MODELS) {
+      if (model.shutdownDate === null || model.shutdownDate > "2026-12-03") continue;
+      const successor = MODELS.find((candidate) => candidate.id === model.successor);
+      assert.ok(successor, `${model.id} has a successor`);
+      assert.ok(
+        successor.shutdownDate === null || Date.parse(successor.shutdownDate) > now,
+        `${successor.id} is current`,
+      );
+    }
+  });
+});
 
 describe("ids and aliases", () => {
   test("every model has a unique id", () => {

@@ -81,7 +81,7 @@ export interface GoogleSimulator {
   baseURL: string;
   apiKey: string;
   requests: RecordedGoogleRequest[];
-  /** Milliseconds to wait before answering each request. */
+  /** Milliseconds to wait before answering each generation (the model list answers at once). */
   delayMs: number;
   /** Models answered 404 NOT_FOUND and left out of `GET /v1beta/models`. */
   shutDown: Set<string>;
@@ -266,7 +266,7 @@ export async function startGoogleSimulator(
     sim.requests.push(record);
     const exchange = { record, response };
 
-    if (sim.delayMs > 0) {
+    if (sim.delayMs > 0 && record.method === "POST") {
       // Stop waiting when the client leaves (abort, timeout) or the simulator closes.
       const left = new AbortController();
       response.on("close", () => left.abort());

@@ -108,7 +108,10 @@ export interface OpenAISimulator {
   readonly apiKey: string;
   /** Every request received, in order, including GETs of the images it serves. */
   readonly requests: RecordedRequest[];
-  /** Answer each request this many milliseconds late (for timeouts and cancellation). */
+  /**
+   * Answer each image request this many milliseconds late (for timeouts and cancellation); the
+   * model list answers at once, as OpenAI's does while a model is slow to draw.
+   */
   delayMs: number;
   /** Answer with `data[].url` instead of `data[].b64_json`, whatever was asked. */
   replyWithUrl: boolean;
@@ -323,7 +326,7 @@ export async function startOpenAISimulator(
         record.form = await parseMultipart(raw, contentType, path);
       }
 
-      if (simulator.delayMs > 0) {
+      if (simulator.delayMs > 0 && path.startsWith("/v1/images")) {
         await sleep(simulator.delayMs, undefined, { signal: gone.signal }).catch(() => {});
         if (gone.signal.aborted) return;
       }
