@@ -11,7 +11,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from "fastify";
 import { createAdmission } from "./auth/admission.ts";
-import { createBruteForceGuard } from "./auth/brute-force.ts";
+import { createWrongKeyThrottle } from "./auth/brute-force.ts";
 import { createLastUsedTracker } from "./auth/last-used.ts";
 import { createAuthenticator } from "./auth/principal.ts";
 import { createRateLimiter } from "./auth/rate-limit.ts";
@@ -223,7 +223,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const auth = createAuthHooks(
     createAuthenticator({ db, adminKey: config.adminKey }),
     lastUsed,
-    createBruteForceGuard({
+    createWrongKeyThrottle({
       maxFailures: config.authMaxFailures,
       windowMs: config.authFailureWindowSeconds * 1000,
       clock,

@@ -43,7 +43,7 @@ export interface Config {
   maxUpstreamReplyBytes: number;
   /** Tries of one upstream call, the first included, where a retry is safe (images/retry.ts). */
   upstreamMaxAttempts: number;
-  /** Failed key checks one client address may make per window before it is refused (429). */
+  /** Wrong keys one client address may send per window before its wrong keys get 429. */
   authMaxFailures: number;
   authFailureWindowSeconds: number;
   /** Whether X-Forwarded-For names the client (behind a reverse proxy); off by default. */
@@ -98,7 +98,7 @@ export function loadConfig(env: Env = process.env): Config {
     }),
     upstreamMaxAttempts: integer(env, "UPSTREAM_MAX_ATTEMPTS", 3, { min: 1, max: 10 }),
     authMaxFailures: integer(env, "AUTH_MAX_FAILURES", 10, { min: 1 }),
-    authFailureWindowSeconds: integer(env, "AUTH_FAILURE_WINDOW_SECONDS", 300, { min: 1 }),
+    authFailureWindowSeconds: integer(env, "AUTH_FAILURE_WINDOW_SECONDS", 60, { min: 1 }),
     trustProxy: boolean(env, "TRUST_PROXY", false),
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_SECONDS", 30, { min: 0, max: 3600 }) * 1000,
     logLevel: text(env, "LOG_LEVEL") ?? "info",

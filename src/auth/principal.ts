@@ -65,7 +65,8 @@ export function createAuthenticator(options: {
   };
 }
 
-function bearerToken(authorization: string | undefined): string | undefined {
+/** The token of a `Bearer` Authorization header; undefined when the request carries no key. */
+export function bearerToken(authorization: string | undefined): string | undefined {
   if (!authorization) return undefined;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   return match?.[1];

@@ -4,14 +4,15 @@
  * without the hub parsing (up to MAX_BODY_BYTES of) its body. The principal lands on
  * `request.principal` for the handler.
  *
- * With a brute-force guard (auth/brute-force.ts), a client address that has failed too many key
- * checks is refused with 429 before its key is even looked up; every 401 of the authenticator
- * (missing, malformed, unknown, revoked key, wrong secret) counts as a failure.
+ * With a wrong-key throttle (auth/brute-force.ts), every key is still checked and a valid one is
+ * always served; a wrong key (malformed, unknown, revoked, wrong secret) counts, and from an
+ * address that sent too many of them lately gets 429 with Retry-After instead of 401. A request
+ * with no key at all is a plain 401 and does not count.
  */
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from "fastify";
-import { type BruteForceGuard, tooManyFailedAuth } from "../auth/brute-force.ts";
+import { tooManyWrongKeys, type WrongKeyThrottle } from "../auth/brute-force.ts";
 import type { LastUsedTracker } from "../auth/last-used.ts";
-import type { Authenticator, Principal } from "../auth/principal.ts";
+import { type Authenticator, bearerToken, type Principal } from "../auth/principal.ts";
 import { forbidden, isHubError } from "../errors.ts";
 
 declare module "fastify" {
@@ -28,18 +29,18 @@ export interface AuthHooks {
 export function createAuthHooks(
   authenticator: Authenticator,
   lastUsed?: Pick<LastUsedTracker, "touch">,
-  bruteForce?: BruteForceGuard,
+  wrongKeys?: WrongKeyThrottle,
 ): AuthHooks {
   const authenticate = async (request: FastifyRequest) => {
-    const lockout = bruteForce?.lockoutOf(request.ip);
-    if (lockout) throw tooManyFailedAuth(lockout);
     let principal: Principal;
     try {
       principal = await authenticator.authenticate(request.headers.authorization);
     } catch (error) {
-      if (bruteForce && isHubError(error) && error.status === 401) {
-        countFailure(bruteForce, request);
-      }
+      const wrongKey =
+        isHubError(error) &&
+        error.status === 401 &&
+        bearerToken(request.headers.authorization) !== undefined;
+      if (wrongKeys && wrongKey) countWrongKey(wrongKeys, request);
       throw error;
     }
     lastUsed?.touch(principal.keyId);
@@ -56,15 +57,20 @@ export function createAuthHooks(
   return { requireKey, requireAdmin };
 }
 
-/** Counts the failure and says so, once, when it locks the address out; never the key tried. */
-function countFailure(bruteForce: BruteForceGuard, request: FastifyRequest): void {
-  const { lockedOut, client } = bruteForce.recordFailure(request.ip);
-  if (lockedOut) {
+/**
+ * Counts a wrong key; throws the 429 when its address is throttled, and says so in the log once
+ * per throttle (never the key tried).
+ */
+function countWrongKey(wrongKeys: WrongKeyThrottle, request: FastifyRequest) {
+  const { throttle, started, client } = wrongKeys.recordWrongKey(request.ip);
+  if (!throttle) return;
+  if (started) {
     request.log.warn(
-      { clientAddress: client },
-      "client address locked out after too many failed API key checks",
+      { clientAddress: client, retryAfterSeconds: throttle.retryAfterSeconds },
+      "client address sends too many wrong API keys; its wrong keys get 429 for a while",
     );
   }
+  throw tooManyWrongKeys(throttle);
 }
 
 /** The principal a `requireKey` route runs for; a route without the hook is a bug. */

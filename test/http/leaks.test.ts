@@ -287,11 +287,20 @@ describe("secrets and internals never leak", () => {
         remoteAddress: address,
       });
     }
-    assertError(
-      await send("locked out", { method: "GET", url: "/v1/models", remoteAddress: address }),
-      429,
-      "too_many_failed_auth",
-    );
+    const throttled = await send("throttled", {
+      method: "GET",
+      url: "/v1/models",
+      key: TRIED_KEYS[0],
+      remoteAddress: address,
+    });
+    assertError(throttled, 429, "too_many_failed_auth");
+    assert.ok(!throttled.body.includes(TRIED_KEYS[0] as string));
+    const served = await send("a valid key from it", {
+      method: "GET",
+      url: "/v1/models",
+      remoteAddress: address,
+    });
+    assert.equal(served.status, 200, "a valid key from a throttled address is served");
   });
 
   it("invalid bodies: 4xx without echoing image bytes", async () => {
