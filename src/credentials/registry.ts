@@ -8,12 +8,13 @@
  * never logged; one that cannot be decrypted (MASTER_KEY changed) is skipped with a warning
  * naming its id.
  *
- * Credential health: a 429 cools a credential down for its Retry-After (30 s without one) and
- * the call moves on to another credential at once, since a rate-limited call made nothing. A
- * 401 means the key is dead: the credential is disabled (stored ones in the database too, so
- * other instances and restarts skip it), a warning is logged, and the admin API shows why until
- * an admin enables it again. Weight 0 keeps a credential out of the rotation; a model route's
- * fallback can still name it (`pinned`).
+ * Credential health (credentials/health.ts): a 429 cools a credential down for its Retry-After
+ * and a 401/403 quarantines it with a growing back-off; either way the call moves on to another
+ * credential at once, since a refused call made nothing. When a quarantine ends the credential
+ * is tried by one call at a time (first, so it comes back soon), and a success clears it: a
+ * provider that works again is used again without an operator. Only an admin's `disabled`
+ * keeps a credential off for good. Weight 0 keeps a credential out of the rotation; a model
+ * route's fallback can still name it (`pinned`).
  *
  * A provider's model list (`listModels`) is asked of its healthy credentials in turn, the
  * environment's first, under the same health rules; the first list read is the answer.
@@ -34,6 +35,7 @@ import { createLocalProvider } from "../providers/local.ts";
 import { createOpenAIProvider } from "../providers/openai.ts";
 import type { HttpProviderOptions, ImageProvider, ProviderCall } from "../providers/types.ts";
 import type { Database, ProviderCredentialRecord } from "../storage/db/types.ts";
+import { createCredentialHealth } from "./health.ts";
 import { maskSecret, type Vault } from "./vault.ts";
 
 /** The providers that take credentials (`local` needs none). */
@@ -57,13 +59,17 @@ export interface CredentialView {
   source: "environment" | "database";
   /**
    * `cooling_down`: rate limited, skipped until `statusUntil`; `auth_failed`: the upstream
-   * refused it (401) and the hub disabled it; `undecryptable`: stored under another MASTER_KEY.
+   * refused it (401/403), quarantined until `statusUntil`, then tried again; `disabled`: an
+   * admin turned it off; `undecryptable`: stored under another MASTER_KEY.
    */
   status: "active" | "cooling_down" | "auth_failed" | "disabled" | "undecryptable";
   /** Why the status is what it is, for `cooling_down` and `auth_failed`. */
   statusDetail: string | null;
-  /** ms since the epoch: when a cool-down ends, or when the credential was refused. */
+  /** The upstream's words of its last refusal (keys cut out), for `auth_failed`. */
+  lastError: string | null;
+  /** ms since the epoch: since when it is in this state. */
   statusSince: number | null;
+  /** ms since the epoch: when a cool-down ends, or when a quarantined one is tried next. */
   statusUntil: number | null;
 }
 
@@ -124,16 +130,6 @@ interface State {
   views: CredentialView[];
 }
 
-interface Health {
-  state: "cooling_down" | "auth_failed";
-  detail: string;
-  since: number;
-  until: number | null;
-}
-
-/** A 429 without Retry-After still cools the credential down this long. */
-const DEFAULT_COOL_DOWN_MS = 30_000;
-
 const ENV_SETTING: Record<CredentialProvider, "openai" | "gemini"> = {
   openai: "openai",
   google: "gemini",
@@ -144,7 +140,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   const clock = options.clock ?? Date.now;
   const local = createLocalProvider();
   // Kept across reloads: a reload must not forget that a key was refused a second ago.
-  const health = new Map<string, Health>();
+  const health = createCredentialHealth(clock);
   // Warn once per stored envelope, not on every periodic reload.
   const warned = new Set<string>();
   let state = build([]);
@@ -197,6 +193,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         source: "environment",
         status: "active",
         statusDetail: null,
+        lastError: null,
         statusSince: null,
         statusUntil: null,
       });
@@ -235,6 +232,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         source: "database",
         status,
         statusDetail: null,
+        lastError: null,
         statusSince: null,
         statusUntil: null,
       });
@@ -277,17 +275,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     return pool.at(-1);
   }
 
-  /** The entry's health now; an ended cool-down is forgotten. */
-  function healthOf(id: string): Health | undefined {
-    const known = health.get(id);
-    if (known?.state === "cooling_down" && (known.until ?? 0) <= clock()) {
-      health.delete(id);
-      return undefined;
-    }
-    return known;
-  }
-
-  /** Calls through `entry`; a 429 cools it down and a 401 disables it, then the error goes on. */
+  /** Calls through `entry`; a 429 cools it down and a 401/403 quarantines it. */
   function callThrough(entry: PoolEntry, call: ProviderCall) {
     return through(entry, (client) => client.generate(call));
   }
@@ -300,49 +288,43 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     });
   }
 
+  /**
+   * Runs `work` on the entry's client and keeps its health: a success clears a quarantine, a
+   * 429 cools it down, a 401/403 quarantines it. A credential whose quarantine has ended is
+   * tried by one call at a time (the probe).
+   */
   async function through<T>(entry: PoolEntry, work: (client: ImageProvider) => Promise<T>) {
+    const endProbe =
+      health.usability(entry.id) === "probe" ? health.beginProbe(entry.id) : undefined;
     try {
-      return await work(entry.client);
+      const result = await work(entry.client);
+      if (endProbe)
+        options.log?.warn({ credentialId: entry.id }, "provider credential accepted again");
+      health.succeeded(entry.id);
+      return result;
     } catch (error) {
-      if (isHubError(error) && error.upstreamStatus === 429) coolDown(entry, error);
-      if (isHubError(error) && error.upstreamStatus === 401) await refuse(entry);
+      if (isHubError(error) && error.upstreamStatus === 429) {
+        health.coolDown(entry.id, error.retryAfterSeconds);
+      }
+      if (isHubError(error) && isRefusal(error.upstreamStatus)) refused(entry, error);
       throw error;
+    } finally {
+      endProbe?.();
     }
   }
 
-  function coolDown(entry: PoolEntry, error: HubError) {
-    const now = clock();
-    const waitMs =
-      error.retryAfterSeconds === undefined ? DEFAULT_COOL_DOWN_MS : error.retryAfterSeconds * 1000;
-    health.set(entry.id, {
-      state: "cooling_down",
-      detail: `The upstream answered 429 (rate limited); skipped until the wait it asked for ends.`,
-      since: now,
-      until: now + waitMs,
-    });
-  }
-
-  async function refuse(entry: PoolEntry) {
-    if (health.get(entry.id)?.state === "auth_failed") return;
-    const now = clock();
-    health.set(entry.id, {
-      state: "auth_failed",
-      detail:
-        "The upstream answered 401: it does not accept this key. Replace the key, then enable the credential.",
-      since: now,
-      until: null,
-    });
+  function refused(entry: PoolEntry, error: HubError) {
+    const status = error.upstreamStatus ?? 401;
+    const waitMs = health.refused(entry.id, status, upstreamWords(error));
     options.log?.warn(
-      { credentialId: entry.id, provider: entry.provider, upstreamStatus: 401 },
-      "provider credential disabled: the upstream refused it (401)",
+      {
+        credentialId: entry.id,
+        provider: entry.provider,
+        upstreamStatus: status,
+        nextTryInSeconds: Math.round(waitMs / 1000),
+      },
+      "provider credential quarantined: the upstream refused it; it is tried again when the wait ends",
     );
-    if (entry.source !== "database") return;
-    try {
-      await options.db.updateCredential(entry.id, { disabledAt: now });
-    } catch (error) {
-      // Still disabled here; another instance finds out from its own first 401.
-      options.log?.warn({ err: error, credentialId: entry.id }, "could not store the disabling");
-    }
   }
 
   /**
@@ -351,7 +333,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
    */
   function noCredentialError(provider: CredentialProvider, pool: readonly PoolEntry[]): HubError {
     const coolDowns = pool
-      .map((entry) => healthOf(entry.id))
+      .map((entry) => health.get(entry.id))
       .filter((known) => known?.state === "cooling_down")
       .map((known) => known?.until ?? 0);
     if (coolDowns.length > 0) {
@@ -362,9 +344,12 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
       );
     }
     if (pool.length > 0) {
-      return upstreamFailed(`The upstream refused every ${provider} credential of this hub.`, {
-        code: "upstream_auth_failed",
-      });
+      const nextTry = Math.min(...pool.map((entry) => health.get(entry.id)?.until ?? clock()));
+      const seconds = Math.max(1, Math.ceil((nextTry - clock()) / 1000));
+      return upstreamFailed(
+        `The upstream refused every ${provider} credential of this hub; the next is tried again in ${seconds} s.`,
+        { code: "upstream_auth_failed" },
+      );
     }
     // Only when a reload removed the last credential between planning and calling.
     return new HubError(`The ${provider} provider has no credentials on this hub any more.`, {
@@ -387,15 +372,19 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         let lastError: unknown;
         for (;;) {
           const pool = state.pools[provider];
-          const healthy = pool.filter((entry) => !tried.has(entry.id) && !healthOf(entry.id));
-          const entry = pick(healthy);
+          const fresh = pool.filter((entry) => !tried.has(entry.id));
+          // A credential whose quarantine has ended goes first, so it comes back soon.
+          const entry =
+            fresh.find((candidate) => health.usability(candidate.id) === "probe") ??
+            pick(fresh.filter((candidate) => health.usability(candidate.id) === "healthy"));
           if (!entry) throw lastError ?? noCredentialError(provider, pool);
           tried.add(entry.id);
           try {
             return await callThrough(entry, call);
           } catch (error) {
             const moveOn =
-              isHubError(error) && (error.upstreamStatus === 429 || error.upstreamStatus === 401);
+              isHubError(error) &&
+              (error.upstreamStatus === 429 || isRefusal(error.upstreamStatus));
             if (!moveOn || call.signal.aborted) throw error;
             lastError = error;
           }
@@ -409,7 +398,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         const pool = state.pools[provider];
         let lastError: unknown;
         for (const entry of pool) {
-          if (healthOf(entry.id) || !entry.client.listModels) continue;
+          if (health.usability(entry.id) === "blocked" || !entry.client.listModels) continue;
           try {
             return await listThrough(entry, listOptions);
           } catch (error) {
@@ -427,7 +416,9 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     if (!entry) return undefined;
     const healthyCurrent = () => {
       const current = state.entries.get(credentialId) ?? entry;
-      if (healthOf(current.id)) throw noCredentialError(current.provider, [current]);
+      if (health.usability(current.id) === "blocked") {
+        throw noCredentialError(current.provider, [current]);
+      }
       return current;
     };
     const provider: ImageProvider = {
@@ -443,14 +434,13 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   }
 
   function withHealth(view: CredentialView): CredentialView {
-    const known =
-      view.status === "active" || view.status === "disabled" ? healthOf(view.id) : undefined;
+    const known = view.status === "active" ? health.get(view.id) : undefined;
     if (!known) return { ...view };
     return {
       ...view,
       status: known.state,
-      disabled: view.disabled || known.state === "auth_failed",
       statusDetail: known.detail,
+      lastError: known.lastError,
       statusSince: known.since,
       statusUntil: known.until,
     };
@@ -481,7 +471,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     list: () => state.views.map(withHealth),
     pinned,
     resetHealth: (credentialId) => {
-      health.delete(credentialId);
+      health.reset(credentialId);
     },
     providers: {
       get openai() {
@@ -499,4 +489,16 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
 
 export function isCredentialProvider(value: string): value is CredentialProvider {
   return (CREDENTIAL_PROVIDERS as readonly string[]).includes(value);
+}
+
+/** 401 and 403: the upstream refused the key (Google's "API key not valid" arrives as 401). */
+function isRefusal(status: number | undefined): boolean {
+  return status === 401 || status === 403;
+}
+
+/** The upstream's own message of a refusal, already cut of keys (providers/upstream.ts). */
+function upstreamWords(error: HubError): string | null {
+  const cause = error.cause as { upstream?: { message?: unknown } } | undefined;
+  const message = cause?.upstream?.message;
+  return typeof message === "string" && message.length > 0 ? message.slice(0, 300) : null;
 }

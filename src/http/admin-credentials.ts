@@ -60,9 +60,15 @@ const Credential = Type.Object({
   status_detail: Type.Union([Type.String(), Type.Null()], {
     description: "Why: the upstream rate limited (cooling_down) or refused (auth_failed) it.",
   }),
+  last_error: Type.Union([Type.String(), Type.Null()], {
+    description: "The upstream's words of its last refusal (auth_failed), keys cut out.",
+  }),
   status_since: Type.Union([Type.Integer({ description: "Unix seconds" }), Type.Null()]),
   status_until: Type.Union([
-    Type.Integer({ description: "Unix seconds: when a cool-down ends" }),
+    Type.Integer({
+      description:
+        "Unix seconds: when a cool-down ends, or when a refused (auth_failed) credential is tried again",
+    }),
     Type.Null(),
   ]),
 });
@@ -304,6 +310,7 @@ function present(view: CredentialView) {
     source: view.source,
     status: view.status,
     status_detail: view.statusDetail,
+    last_error: view.lastError,
     status_since: unixSeconds(view.statusSince),
     status_until: unixSeconds(view.statusUntil),
   };

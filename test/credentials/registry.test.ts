@@ -132,6 +132,7 @@ describe("createProviderRegistry", () => {
         source: "environment",
         status: "active",
         statusDetail: null,
+        lastError: null,
         statusSince: null,
         statusUntil: null,
       },
@@ -276,7 +277,7 @@ describe("createProviderRegistry", () => {
     assert.equal(registry.isConfigured("openai"), false);
   });
 
-  it("disables a credential the upstream refuses (401), logs it by id, and moves on", async () => {
+  it("quarantines a credential the upstream refuses (401), logs it by id, and moves on", async () => {
     // Stored under B's simulator with A's key: B answers 401 Incorrect API key.
     const refused = await store(sims.b, {
       encryptedKey: vault.encrypt(KEY_A, "cred_refused"),
@@ -297,17 +298,25 @@ describe("createProviderRegistry", () => {
 
     const warning = warnings.find((entry) => entry.details.credentialId === refused.id);
     assert.ok(warning, JSON.stringify(warnings));
-    assert.match(warning.message, /disabled.*401/);
+    assert.match(warning.message, /quarantined/);
+    assert.equal(warning.details.upstreamStatus, 401);
+    assert.equal(warning.details.nextTryInSeconds, 30);
     assert.ok(!JSON.stringify(warnings).includes(KEY_A), "the key itself is never logged");
     const view = registry.list().find((entry) => entry.id === refused.id);
     assert.equal(view?.status, "auth_failed");
+    assert.equal(view?.disabled, false, "only an admin disables for good");
+    assert.match(String(view?.lastError), /Incorrect API key/);
+    assert.ok(
+      view?.statusUntil && view.statusSince && view.statusUntil - view.statusSince === 30_000,
+    );
     assert.equal(
-      (await db.listCredentials()).find((r) => r.id === refused.id)?.disabledAt !== null,
-      true,
+      (await db.listCredentials()).find((r) => r.id === refused.id)?.disabledAt,
+      null,
+      "nothing stored: a restart tries it again",
     );
 
     await callMany(registry, 3);
-    assert.equal(callsTo(sims.b), 1, "not called again");
+    assert.equal(callsTo(sims.b), 1, "not called again during its quarantine");
   });
 
   it("a fallback can pin a credential of weight 0, which the rotation never picks", async () => {

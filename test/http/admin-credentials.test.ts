@@ -126,6 +126,7 @@ describe("POST /api/admin/credentials", () => {
         source: "database",
         status: "active",
         status_detail: null,
+        last_error: null,
         status_since: null,
         status_until: null,
       },
