@@ -64,9 +64,11 @@ export function describeModel(model: ModelSpec) {
     kind: model.kind,
     provider: model.provider,
     description: model.description,
-    aliases: [...model.aliases, `${model.provider}/${model.id}`].filter(
-      (alias) => alias !== model.id,
-    ),
+    // `provider/id` is always accepted; ids that already carry it (local/placeholder) have no other.
+    aliases: [
+      ...model.aliases,
+      ...(model.id.startsWith(`${model.provider}/`) ? [] : [`${model.provider}/${model.id}`]),
+    ],
     sizes:
       model.sizes.kind === "list"
         ? [...model.sizes.sizes, ...(model.sizes.auto ? ["auto"] : [])]
