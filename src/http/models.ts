@@ -2,17 +2,22 @@
  * GET /api/models (and /v1/models): the image models this hub can serve now, in the OpenAI list
  * shape, with what each accepts read from the catalog and where it is in its life (`status`,
  * `shutdown_date`, `successor`, always present; retired models are listed, since requests for
- * them are served by their successors). Models whose provider has no credentials are left out,
- * since a request for them could only fail.
+ * them are served by their successors). Models whose provider has no credentials, and models
+ * the key may not use, are left out, since a request for them could only fail.
+ * `GET /api/models/{id}` (and /v1) shows one, as the openai SDK's `models.retrieve` asks.
  */
 import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import type { Principal } from "../auth/principal.ts";
 import type { PriceService } from "../billing/price-service.ts";
+import { modelNotFound } from "../errors.ts";
 import type { Catalog, ModelSpec } from "../images/catalog.ts";
 import type { ImageService } from "../images/generate.ts";
 import { lifecycleOf } from "../images/lifecycle.ts";
 import { describeSizes } from "../images/plan.ts";
+import { ErrorResponse } from "../images/schema.ts";
 import type { UpstreamModelBoard } from "../images/upstream-models.ts";
-import type { AuthHooks } from "./auth.ts";
+import { type AuthHooks, principalOf } from "./auth.ts";
 
 /** A fixed date for `created`: the catalog has no real one and clients only need an integer. */
 const CATALOG_CREATED = 1_735_689_600;
@@ -29,27 +34,55 @@ export function registerModelRoutes(
   },
 ): void {
   const clock = options.clock ?? Date.now;
+  /** What the list and a lookup show of a model. */
+  const present = (model: ModelSpec) => ({
+    ...describeModel(model),
+    ...describeLife(model, options.board, clock()),
+    pricing: options.prices.book().describe(model.id),
+  });
+  /** A model this key can ask for: its provider has credentials and the key may use it. */
+  const offered = (model: ModelSpec, principal: Principal) =>
+    options.images.isProviderConfigured(model.provider) &&
+    (principal.models === null || principal.models.includes(model.id));
+  const common = { tags: ["models"], security: [{ bearerAuth: [] }] };
+  const errors = { 401: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse };
+
   for (const prefix of ["/api", "/v1"]) {
     app.get(
       `${prefix}/models`,
       {
         onRequest: options.auth.requireKey,
+        schema: { ...common, summary: "List the image models this key can use", response: errors },
+      },
+      async (request) => {
+        const principal = principalOf(request);
+        return {
+          object: "list",
+          data: options.catalog.models.filter((model) => offered(model, principal)).map(present),
+        };
+      },
+    );
+
+    // The openai SDK's `client.models.retrieve(id)`; ids may hold a slash (local/placeholder).
+    app.get<{ Params: { "*": string } }>(
+      `${prefix}/models/*`,
+      {
+        onRequest: options.auth.requireKey,
         schema: {
-          summary: "List the image models this hub serves",
-          tags: ["models"],
-          security: [{ bearerAuth: [] }],
+          ...common,
+          summary: "Show one model: by id, alias or provider/id",
+          params: Type.Object({
+            "*": Type.String({ description: "A model id, alias or provider/id." }),
+          }),
+          response: errors,
         },
       },
-      async () => ({
-        object: "list",
-        data: options.catalog.models
-          .filter((model) => options.images.isProviderConfigured(model.provider))
-          .map((model) => ({
-            ...describeModel(model),
-            ...describeLife(model, options.board, clock()),
-            pricing: options.prices.book().describe(model.id),
-          })),
-      }),
+      async (request) => {
+        const name = decodeURIComponent(request.params["*"]);
+        const model = options.catalog.find(name);
+        if (!model || !offered(model, principalOf(request))) throw modelNotFound(name);
+        return present(model);
+      },
     );
   }
 }
