@@ -233,7 +233,8 @@ function planQuality(
   warnings: string[],
 ): string | undefined {
   if (model.qualities.length === 0) {
-    if (requested !== undefined && requested !== "standard" && requested !== "auto") {
+    // Only what the client sent is worth a word, whatever it was.
+    if (requested !== undefined) {
       warnings.push(`${model.id} has no quality setting; quality '${requested}' was ignored.`);
     }
     return undefined;
@@ -256,8 +257,8 @@ function planStyle(
   warnings: string[],
 ): string | undefined {
   if (model.styles.length === 0) {
-    // The spec's default style is vivid, so a client naming it asks for nothing special.
-    if (requested !== undefined && requested !== "vivid") {
+    // Sent and dropped is worth a word, the spec's default `vivid` too: the client asked for it.
+    if (requested !== undefined) {
       warnings.push(`${model.id} has no style setting; style '${requested}' was ignored.`);
     }
     return undefined;

@@ -78,7 +78,8 @@ export function substituteJob(
     ...planned,
     substitutedFor: requested,
     deliver: { size: resizeTo, format },
-    warnings: [...new Set([...notes, ...job.warnings, ...planned.warnings])],
+    // The successor's own warnings: what the model named would have dropped is beside the point.
+    warnings: [...new Set([...notes, ...planned.warnings])],
   };
 }
 

@@ -3,8 +3,8 @@
  * for the same prompt, size and index, at any size, with no network. It is what the quick start
  * and the tests use without provider keys, and it says what it is on the image itself.
  *
- * For an edit it draws the pattern over the first input image, so a client can see its input
- * made it through the hub.
+ * For an edit it lays a light veil and the prompt over the first input image, which stays in
+ * plain sight: a client can see its input made it through the hub.
  */
 import { createHash } from "node:crypto";
 import sharp from "sharp";
@@ -50,9 +50,17 @@ async function drawPlaceholder(call: ProviderCall, canvas: Canvas): Promise<Buff
   const digest = createHash("sha256").update(`${call.prompt}\u0000${index}`).digest();
   const hue = digest.readUInt16BE(0) % 360;
   const transparent = call.background === "transparent" && format !== "jpeg";
-  const svg = patternSvg({ width, height, hue, prompt: call.prompt, index, transparent });
-
   const base = call.images[0];
+  const svg = patternSvg({
+    width,
+    height,
+    hue,
+    prompt: call.prompt,
+    index,
+    transparent,
+    overInput: base !== undefined,
+  });
+
   let image = base
     ? sharp(base.bytes, { limitInputPixels: false })
         .resize(width, height, { fit: "cover" })
@@ -84,12 +92,14 @@ interface Pattern {
   prompt: string;
   index: number;
   transparent: boolean;
+  /** Drawn over an input image (an edit): a light veil, so the input shows through. */
+  overInput: boolean;
 }
 
 /** An SVG test pattern: a gradient in colours from the prompt's hash, the prompt, and a label. */
 function patternSvg(pattern: Pattern): string {
   const { width, height, hue, transparent } = pattern;
-  const opacity = transparent ? 0.55 : 1;
+  const opacity = pattern.overInput ? 0.2 : transparent ? 0.55 : 1;
   const fontSize = Math.max(8, Math.round(Math.min(width, height) / 18));
   const lines = wrap(pattern.prompt, Math.max(8, Math.floor(width / (fontSize * 0.6))), 4);
   const text = lines

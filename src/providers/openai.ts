@@ -211,6 +211,8 @@ function parametersOf(
     string | number | undefined,
   ][]) {
     if (value === undefined) continue;
+    // DALL·E 2 makes one quality, the spec's `standard`: not sending it changes nothing.
+    if (family === "dall-e-2" && name === "quality" && value === "standard") continue;
     if (accepted.includes(name)) {
       parameters[name] = value;
     } else {

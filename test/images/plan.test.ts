@@ -312,9 +312,9 @@ describe("quality", () => {
       ok: { quality: undefined, warnings: [/no quality setting; quality 'hd' was ignored/] },
     },
     {
-      name: "gemini-2.5-flash-image: standard (the spec default) is ignored silently",
+      name: "gemini-2.5-flash-image: standard, sent, is named as dropped (the spec default too)",
       request: { model: "gemini-2.5-flash-image", quality: "standard" },
-      ok: { quality: undefined },
+      ok: { quality: undefined, warnings: [/no quality setting; quality 'standard' was ignored/] },
     },
     {
       name: "imagen: high is ignored with a warning",
@@ -342,9 +342,9 @@ describe("style", () => {
       ok: { style: undefined, warnings: [/no style setting; style 'natural' was ignored/] },
     },
     {
-      name: "gpt-image-1: vivid (the spec default) is ignored silently",
+      name: "gpt-image-1: vivid, sent, is named as dropped (the spec default too)",
       request: { model: "gpt-image-1", style: "vivid" },
-      ok: { style: undefined },
+      ok: { style: undefined, warnings: [/no style setting; style 'vivid' was ignored/] },
     },
     {
       name: "gemini-2.5-flash-image: natural is ignored with a warning",
