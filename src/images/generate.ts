@@ -262,6 +262,23 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
             deps.log?.error({ err: error, recordId }, "could not write the usage record");
           });
       }
+      // One line per request an operator can follow, matching the reply's X-Image-Hub-Record-Id
+      // and the ledger row (none for a request its key's own limits refused).
+      deps.log?.info?.(
+        {
+          recordId: refusedByLimits ? null : recordId,
+          keyId: principal.keyId,
+          requestedModel: record.requestedModel ?? record.model,
+          model: record.model,
+          n: record.imagesRequested,
+          delivered,
+          status: refusedByLimits ? "refused" : record.status,
+          errorCode: record.errorCode,
+          upstreamMs: upstreamLatencyMs,
+          totalMs: record.latencyMs,
+        },
+        "image request",
+      );
     }
   }
 

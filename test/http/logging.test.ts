@@ -85,5 +85,20 @@ describe("logging", () => {
     for (const secret of secrets) {
       assert.ok(!log.includes(secret), `the log must not contain ${secret.slice(0, 12)}…`);
     }
+
+    // One line per image request, matching the reply's record id and the ledger row.
+    const recordId = generated.headers["x-image-hub-record-id"];
+    const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const requestLines = entries.filter((entry) => entry.msg === "image request");
+    assert.equal(requestLines.length, 1, "the 401 never reached the pipeline");
+    const [line] = requestLines;
+    assert.equal(line?.recordId, recordId);
+    assert.equal(line?.keyId, created.json().id);
+    assert.equal(line?.requestedModel, "local/placeholder");
+    assert.equal(line?.model, "local/placeholder");
+    assert.equal(line?.n, 1);
+    assert.equal(line?.status, "succeeded");
+    assert.equal(typeof line?.totalMs, "number");
+    assert.equal(typeof line?.upstreamMs, "number");
   });
 });
