@@ -113,6 +113,9 @@ export interface ImageService {
 export function createImageService(deps: ImageServiceDeps): ImageService {
   const clock = deps.clock ?? Date.now;
   const deliver = createDelivery(deps);
+  const serving = deps.servingModel;
+  /** Which model serves a request for `model` (planImageJob's option); undefined: itself. */
+  const servingOf = serving && ((model: ModelSpec) => serving(model));
   const isProviderConfigured = (provider: ProviderName) => deps.providers[provider] !== undefined;
 
   async function generate(
@@ -140,7 +143,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       planned = planImageJob(deps.catalog, request, {
         defaultModel: deps.defaultModel,
         isProviderConfigured,
-        servingModel: deps.servingModel && ((model) => deps.servingModel?.(model) as Serving),
+        servingModel: servingOf,
       });
       job = planned;
       deps.admit?.(principal, planned);
