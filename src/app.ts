@@ -25,6 +25,7 @@ import { registerCredentialRoutes } from "./http/admin-credentials.ts";
 import { registerAdminModelRoutes } from "./http/admin-models.ts";
 import { registerPriceRoutes } from "./http/admin-prices.ts";
 import { registerModelRouteRoutes } from "./http/admin-routes.ts";
+import { registerApiReference } from "./http/api-reference.ts";
 import { createAuthHooks } from "./http/auth.ts";
 import { handleClientError, registerErrorHandling, toHubError } from "./http/errors.ts";
 import { registerFileRoutes } from "./http/files.ts";
@@ -196,7 +197,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     fetchUpstreamImage: async (url, signal) =>
       (await fetcher.fetch(url, { param: "upstream_url", signal })).bytes,
     hostImage: async (bytes, mimeType) => (await host.save(bytes, mimeType)).url,
-    accounting: createAccounting({ db, prices: prices.book }),
+    accounting: createAccounting({ db, prices: prices.book, log: app.log }),
     admit: createAdmission({ limiter: createRateLimiter({ clock }) }),
     routes,
     pinnedProvider: (credentialId) => registry.pinned(credentialId),
@@ -230,6 +231,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     }),
   );
   registerHealthRoutes(app, { catalog });
+  await registerApiReference(app, { catalog });
   registerImageRoutes(app, { images, auth });
   registerModelRoutes(app, { catalog, images, prices, board, auth, clock });
   registerFileRoutes(app, { host, clock });

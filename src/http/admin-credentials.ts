@@ -14,7 +14,7 @@ import type {
 } from "../credentials/registry.ts";
 import { maskSecret, masterKeyRequired, type Vault } from "../credentials/vault.ts";
 import { HubError, invalidRequest } from "../errors.ts";
-import { ErrorResponse } from "../images/schema.ts";
+import { adminErrorResponses, BODY_ERROR_STATUSES } from "../images/schema.ts";
 import type { Database, ProviderCredentialRecord } from "../storage/db/types.ts";
 import type { AuthHooks } from "./auth.ts";
 
@@ -106,7 +106,8 @@ export interface CredentialRoutesOptions {
   clock?: () => number;
 }
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
+const NO_SUCH_CREDENTIAL = { 404: "No provider credential with this id (`credential_not_found`)." };
+const ENVIRONMENT = "the credential comes from the environment (`environment_credential`)";
 const common = { tags: ["admin"], security: [{ bearerAuth: [] }] };
 
 export function registerCredentialRoutes(
@@ -124,7 +125,12 @@ export function registerCredentialRoutes(
         ...common,
         summary: "Add a provider credential (stored encrypted; needs MASTER_KEY)",
         body: CreateCredentialBody,
-        response: { 201: Credential, ...errors },
+        response: {
+          201: Credential,
+          ...adminErrorResponses(BODY_ERROR_STATUSES, {
+            400: "A field is not valid (`param` names it), or the hub has no MASTER_KEY to encrypt keys with (`master_key_required`).",
+          }),
+        },
       },
     },
     async (request, reply) => {
@@ -145,7 +151,7 @@ export function registerCredentialRoutes(
       schema: {
         ...common,
         summary: "List provider credentials, the environment's included (keys masked)",
-        response: { 200: CredentialList, ...errors },
+        response: { 200: CredentialList, ...adminErrorResponses([]) },
       },
     },
     async () => ({ object: "list" as const, data: registry.list().map(present) }),
@@ -160,7 +166,13 @@ export function registerCredentialRoutes(
         summary: "Rename, reweight, disable or enable a stored provider credential",
         params: CredentialParams,
         body: UpdateCredentialBody,
-        response: { 200: Credential, ...errors },
+        response: {
+          200: Credential,
+          ...adminErrorResponses([...BODY_ERROR_STATUSES, 404], {
+            ...NO_SUCH_CREDENTIAL,
+            400: `A field is not valid (\`param\` names it), or ${ENVIRONMENT}: only enabling it again is allowed.`,
+          }),
+        },
       },
     },
     async (request) => {
@@ -200,7 +212,13 @@ export function registerCredentialRoutes(
         ...common,
         summary: "Remove a stored provider credential",
         params: CredentialParams,
-        response: { 200: CredentialDeleted, ...errors },
+        response: {
+          200: CredentialDeleted,
+          ...adminErrorResponses([400, 404], {
+            ...NO_SUCH_CREDENTIAL,
+            400: `The id is not valid, or ${ENVIRONMENT}: change it there.`,
+          }),
+        },
       },
     },
     async (request) => {

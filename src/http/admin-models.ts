@@ -14,7 +14,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { ModelAdmin } from "../images/model-admin.ts";
 import { ModelFields, type ModelFieldValues } from "../images/model-definition.ts";
-import { ErrorResponse } from "../images/schema.ts";
+import { adminErrorResponses, BODY_ERROR_STATUSES } from "../images/schema.ts";
 import type { AuthHooks } from "./auth.ts";
 import { refuseUnknownFields } from "./unknown-fields.ts";
 
@@ -51,13 +51,7 @@ const ModelView = Type.Object(
   { additionalProperties: false },
 );
 
-const errors = {
-  400: ErrorResponse,
-  401: ErrorResponse,
-  403: ErrorResponse,
-  404: ErrorResponse,
-  409: ErrorResponse,
-};
+const NO_SUCH_MODEL = { 404: "No model of this name in the catalog (`model_not_found`)." };
 const common = { tags: ["admin"], security: [{ bearerAuth: [] }] };
 
 export function registerAdminModelRoutes(
@@ -75,7 +69,7 @@ export function registerAdminModelRoutes(
         summary: "List every model of the catalog, retired ones included",
         response: {
           200: Type.Object({ object: Type.Literal("list"), data: Type.Array(ModelView) }),
-          ...errors,
+          ...adminErrorResponses([]),
         },
       },
     },
@@ -91,7 +85,12 @@ export function registerAdminModelRoutes(
         ...common,
         summary: "Define a model: its own capabilities, or `like` another's",
         body: ModelFields,
-        response: { 201: ModelView, ...errors },
+        response: {
+          201: ModelView,
+          ...adminErrorResponses([...BODY_ERROR_STATUSES, 409], {
+            409: "A model with this id exists (`model_exists`); PATCH changes it.",
+          }),
+        },
       },
     },
     async (request, reply) => {
@@ -109,7 +108,7 @@ export function registerAdminModelRoutes(
         ...common,
         summary: "Show one model",
         params: ModelParams,
-        response: { 200: ModelView, ...errors },
+        response: { 200: ModelView, ...adminErrorResponses([404], NO_SUCH_MODEL) },
       },
     },
     async (request) => admin.get(request.params["*"]),
@@ -125,7 +124,10 @@ export function registerAdminModelRoutes(
         summary: "Change a model: the fields named are merged over what it has",
         params: ModelParams,
         body: ModelFields,
-        response: { 200: ModelView, ...errors },
+        response: {
+          200: ModelView,
+          ...adminErrorResponses([...BODY_ERROR_STATUSES, 404], NO_SUCH_MODEL),
+        },
       },
     },
     async (request) => {
@@ -152,7 +154,10 @@ export function registerAdminModelRoutes(
             object: Type.Literal("catalog_model"),
             deleted: Type.Boolean(),
           }),
-          ...errors,
+          ...adminErrorResponses([404, 409], {
+            ...NO_SUCH_MODEL,
+            409: "The model is another's successor (`model_in_use`): point that one elsewhere first.",
+          }),
         },
       },
     },

@@ -15,7 +15,7 @@ import type { CredentialView, ProviderRegistry } from "../credentials/registry.t
 import { invalidRequest, modelNotFound } from "../errors.ts";
 import type { Catalog, ModelSpec } from "../images/catalog.ts";
 import { defaultRoute, type RouteBook } from "../images/routes.ts";
-import { ErrorResponse } from "../images/schema.ts";
+import { adminErrorResponses, BODY_ERROR_STATUSES } from "../images/schema.ts";
 import type { Database, FallbackTarget, ModelRouteRecord } from "../storage/db/types.ts";
 import type { AuthHooks } from "./auth.ts";
 import { refuseUnknownFields } from "./unknown-fields.ts";
@@ -117,7 +117,8 @@ export interface ModelRouteRoutesOptions {
   clock?: () => number;
 }
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse };
+const NO_SUCH_MODEL = { 404: "No model of this name in the catalog (`model_not_found`)." };
+const routeErrors = adminErrorResponses([404], NO_SUCH_MODEL);
 const common = { tags: ["admin"], security: [{ bearerAuth: [] }] };
 
 export function registerModelRouteRoutes(
@@ -136,7 +137,7 @@ export function registerModelRouteRoutes(
       schema: {
         ...common,
         summary: "List the route of every model: fallbacks, timeout, retry policy",
-        response: { 200: RouteList, ...errors },
+        response: { 200: RouteList, ...adminErrorResponses([]) },
       },
     },
     async () => {
@@ -158,7 +159,7 @@ export function registerModelRouteRoutes(
         ...common,
         summary: "Show the route of one model",
         params: RouteParams,
-        response: { 200: RouteView, ...errors },
+        response: { 200: RouteView, ...routeErrors },
       },
     },
     async (request) => viewOf(modelNamed(catalog, request.params["*"])),
@@ -174,7 +175,13 @@ export function registerModelRouteRoutes(
         summary: "Set a model's fallbacks, timeout or retry policy (fields left out are kept)",
         params: RouteParams,
         body: PutRouteBody,
-        response: { 200: RouteView, ...errors },
+        response: {
+          200: RouteView,
+          ...adminErrorResponses([...BODY_ERROR_STATUSES, 404], {
+            ...NO_SUCH_MODEL,
+            400: "A field is not valid, or a fallback names a model or credential the hub does not have, one of another provider, or the same call again (`param` names the entry).",
+          }),
+        },
       },
     },
     async (request) => {
@@ -218,7 +225,7 @@ export function registerModelRouteRoutes(
         ...common,
         summary: "Put a model's route back to the defaults",
         params: RouteParams,
-        response: { 200: RouteView, ...errors },
+        response: { 200: RouteView, ...routeErrors },
       },
     },
     async (request) => {

@@ -7,7 +7,7 @@ import type { FastifyInstance } from "fastify";
 import { type Static, type TSchema, Type } from "typebox";
 import { createKeyService } from "../auth/key-service.ts";
 import type { Catalog } from "../images/catalog.ts";
-import { ErrorResponse } from "../images/schema.ts";
+import { adminErrorResponses, BODY_ERROR_STATUSES } from "../images/schema.ts";
 import type { Database } from "../storage/db/types.ts";
 import type { AuthHooks } from "./auth.ts";
 import { refuseUnknownFields } from "./unknown-fields.ts";
@@ -85,8 +85,12 @@ const ApiKeyWithSecret = Type.Object({
 });
 const ApiKeyList = Type.Object({ object: Type.Literal("list"), data: Type.Array(ApiKey) });
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse };
-const keyErrors = { ...errors, 404: ErrorResponse };
+const NO_SUCH_KEY = { 404: "No API key with this id (`key_not_found`)." };
+const listErrors = adminErrorResponses([]);
+const bodyErrors = adminErrorResponses(BODY_ERROR_STATUSES);
+/** 400 for an id too long to be one. */
+const keyErrors = adminErrorResponses([400, 404], NO_SUCH_KEY);
+const keyBodyErrors = adminErrorResponses([...BODY_ERROR_STATUSES, 404], NO_SUCH_KEY);
 
 export function registerAdminRoutes(
   app: FastifyInstance,
@@ -105,7 +109,7 @@ export function registerAdminRoutes(
         ...schema,
         summary: "Create an API key",
         body: CreateKeyBody,
-        response: { 201: ApiKeyWithSecret, ...errors },
+        response: { 201: ApiKeyWithSecret, ...bodyErrors },
       },
     },
     async (request, reply) => {
@@ -120,7 +124,7 @@ export function registerAdminRoutes(
     "/api/admin/keys",
     {
       ...common,
-      schema: { ...schema, summary: "List API keys", response: { 200: ApiKeyList, ...errors } },
+      schema: { ...schema, summary: "List API keys", response: { 200: ApiKeyList, ...listErrors } },
     },
     async () => ({ object: "list", data: await keys.list() }),
   );
@@ -149,7 +153,7 @@ export function registerAdminRoutes(
         summary: "Change an API key's name, models, limits or balance",
         params: KeyParams,
         body: UpdateKeyBody,
-        response: { 200: ApiKey, ...keyErrors },
+        response: { 200: ApiKey, ...keyBodyErrors },
       },
     },
     async (request) => {
@@ -176,7 +180,13 @@ export function registerAdminRoutes(
         summary: "Add credit to an API key (negative to take some back)",
         params: KeyParams,
         body: CreditBody,
-        response: { 200: ApiKey, ...keyErrors },
+        response: {
+          200: ApiKey,
+          ...adminErrorResponses([...BODY_ERROR_STATUSES, 404, 409], {
+            ...NO_SUCH_KEY,
+            409: "The key has no credit limit (`key_unlimited`): PATCH its balance to give it one.",
+          }),
+        },
       },
     },
     async (request) => {
@@ -194,7 +204,13 @@ export function registerAdminRoutes(
         ...schema,
         summary: "Give an API key a new secret; the old one stops working at once",
         params: KeyParams,
-        response: { 200: ApiKeyWithSecret, ...keyErrors, 409: ErrorResponse },
+        response: {
+          200: ApiKeyWithSecret,
+          ...adminErrorResponses([400, 404, 409], {
+            ...NO_SUCH_KEY,
+            409: "The key is revoked (`key_revoked`): create a new one instead.",
+          }),
+        },
       },
     },
     async (request) => {

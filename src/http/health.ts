@@ -27,8 +27,11 @@ interface Document {
   >;
 }
 
-/** A copy of the document whose image requests name the catalog's models in `model`. */
-function withCatalogModels(document: unknown, catalog: Catalog): unknown {
+/**
+ * A copy of the document whose image requests name the catalog's models in `model`: what
+ * /openapi.json serves, and what the API reference page (api-reference.ts) shows.
+ */
+export function withCatalogModels(document: unknown, catalog: Catalog): unknown {
   const copy = structuredClone(document) as Document;
   const ids = catalog.models.map((model) => model.id);
   for (const path of IMAGE_PATHS) {

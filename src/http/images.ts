@@ -5,17 +5,20 @@
  */
 import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Static } from "typebox";
+import { type Static, Type } from "typebox";
 import { HubError, invalidRequest } from "../errors.ts";
 import type { GenerationResult, ImageService } from "../images/generate.ts";
 import type { ImageJobRequest } from "../images/plan.ts";
 import {
-  ErrorResponse,
+  errorResponses,
+  ImageEditBody,
+  ImageEditForm,
   ImageEditFormFields,
   ImageGenerationBody,
   ImageResponse,
 } from "../images/schema.ts";
 import { runInByteScope } from "../net/byte-budget.ts";
+import { documentOnly } from "./api-reference.ts";
 import { type AuthHooks, principalOf } from "./auth.ts";
 import { validationError } from "./errors.ts";
 import { wasCut } from "./graceful-close.ts";
@@ -24,15 +27,43 @@ import { type FormLimits, formLimitsOfApp, readMultipartEdit } from "./multipart
 
 const PREFIXES = ["/api", "/v1"] as const;
 
-const errorResponses = {
-  400: ErrorResponse,
-  401: ErrorResponse,
-  404: ErrorResponse,
-  413: ErrorResponse,
-  429: ErrorResponse,
-  502: ErrorResponse,
-  504: ErrorResponse,
+/** The headers of an image reply (`sendResult`), for the document. */
+const ImageReplyHeaders = {
+  "X-Image-Hub-Model": Type.String({
+    description: "The model that served the request: a retired model's successor, say.",
+  }),
+  "X-Image-Hub-Record-Id": Type.String({
+    description: "The request's usage record (GET /api/usage), for matching a reply to its cost.",
+  }),
+  "X-Image-Hub-Warnings": Type.String({
+    description:
+      "What the model did not honour of the request (a style, a seed), joined by ' | '; absent when nothing.",
+  }),
+  "X-Image-Hub-Partial": Type.String({
+    description:
+      "`requested=N; delivered=M; error=CODE` when fewer images were made than asked for; absent otherwise.",
+  }),
 };
+
+/** The reply is written as bytes (`sendResult`), so this schema describes it and strips nothing. */
+const ImageReply = {
+  ...ImageResponse,
+  description:
+    "The images, as `b64_json` or `url` (hosted by the hub until the link expires) as asked, and the tokens used where the model counts them.",
+  headers: ImageReplyHeaders,
+};
+
+const errorResponsesOf = (unsupportedMediaType: string) =>
+  errorResponses([400, 401, 402, 403, 404, 410, 413, 415, 429, 431, 500, 502, 503, 504], {
+    400: "A parameter is missing or not valid (`param` names it), an input image cannot be read or fetched, or the provider refused the prompt or image (`content_policy_violation`).",
+    403: "The key may not use this model (`model_not_allowed`).",
+    404: "No such model on this hub (`model_not_found`).",
+    410: "The model is retired and has no successor on this hub (`model_retired`).",
+    413: "The body, an input image or a form field is larger than this hub accepts.",
+    415: unsupportedMediaType,
+    429: "The key's rate limit (requests or images per minute), the provider's, or too many wrong keys from this address: wait as Retry-After says.",
+    503: "The provider is unavailable or has no credentials on this hub any more, or the hub is shutting down.",
+  });
 
 export function registerImageRoutes(
   app: FastifyInstance,
@@ -52,7 +83,12 @@ export function registerImageRoutes(
           tags: ["images"],
           security: [{ bearerAuth: [] }],
           body: ImageGenerationBody,
-          response: { 200: ImageResponse, ...errorResponses },
+          response: {
+            200: ImageReply,
+            ...errorResponsesOf(
+              "Not JSON: a multipart/form-data body belongs to /images/edits (`unsupported_media_type`).",
+            ),
+          },
         },
       },
       async (request, reply) => {
@@ -68,9 +104,21 @@ export function registerImageRoutes(
           summary: "Edit images: multipart/form-data as OpenAI's edits endpoint, or JSON",
           tags: ["images"],
           security: [{ bearerAuth: [] }],
-          consumes: ["multipart/form-data", "application/json"],
-          response: { 200: ImageResponse, ...errorResponses },
+          response: {
+            200: ImageReply,
+            ...errorResponsesOf("Neither multipart/form-data nor JSON (`unsupported_media_type`)."),
+          },
         },
+        // The handler reads and checks the body itself (`readEditRequest`): a form is parsed
+        // as it streams in, so a body schema here could only describe it.
+        config: documentOnly({
+          body: {
+            content: {
+              "multipart/form-data": { schema: ImageEditForm },
+              "application/json": { schema: ImageEditBody },
+            },
+          },
+        }),
       },
       async (request, reply) => {
         const body = await readEditRequest(request, reply, formLimits);

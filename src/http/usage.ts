@@ -10,7 +10,7 @@ import type { Principal } from "../auth/principal.ts";
 import { formatUsd, microsToUsd } from "../billing/money.ts";
 import { forbidden, invalidRequest } from "../errors.ts";
 import { type Catalog, createCatalog } from "../images/catalog.ts";
-import { ErrorResponse } from "../images/schema.ts";
+import { errorResponses } from "../images/schema.ts";
 import type { Database, UsageFilter, UsageRecord, UsageTotal } from "../storage/db/types.ts";
 import { type AuthHooks, principalOf } from "./auth.ts";
 
@@ -122,7 +122,10 @@ const CSV_COLUMNS = [
   "created_at",
 ] as const;
 
-const errorResponses = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse };
+const usageErrors = errorResponses([400, 401, 403, 429, 500], {
+  400: "A filter is not valid (`param` names it).",
+  403: "A client key asked for another key's usage.",
+});
 
 export function registerUsageRoutes(
   app: FastifyInstance,
@@ -140,7 +143,7 @@ export function registerUsageRoutes(
       schema: {
         ...schema,
         summary: "List image requests with their cost, and totals per day and per model",
-        response: { 200: UsageList, ...errorResponses },
+        response: { 200: UsageList, ...usageErrors },
       },
     },
     async (request) => {
@@ -169,7 +172,7 @@ export function registerUsageRoutes(
         ...schema,
         summary: "The same rows as CSV (every matching row unless `limit` is given)",
         produces: ["text/csv"],
-        response: { 200: Type.String({ description: "text/csv" }), ...errorResponses },
+        response: { 200: Type.String({ description: "text/csv" }), ...usageErrors },
       },
     },
     async (request, reply) => {
