@@ -97,6 +97,32 @@ export function insufficientQuota(message: string) {
   });
 }
 
+/**
+ * 400: the hub has no price for what a key with a balance asked for (an admin deleted the row),
+ * so it cannot reserve or charge it. A 4xx, not a 5xx: the OpenAI SDK retries 5xx, and sending
+ * the same request again cannot help until an admin sets a price; another size, quality or
+ * model may be priced.
+ */
+export function modelNotPriced(model: string, size: string | undefined, quality?: string) {
+  const at = `size ${size ?? "auto"}${quality === undefined ? "" : ` and quality ${quality}`}`;
+  return new HubError(
+    `The model '${model}' has no price on this hub at ${at}, so a key with a credit balance ` +
+      "cannot be charged for it. The hub's admin must set one (PUT /api/admin/prices/image); " +
+      "GET /api/models shows what is priced.",
+    { status: 400, type: "invalid_request_error", code: "model_not_priced", param: "model" },
+  );
+}
+
+/** 400 for an admin's price that could never apply: a size, quality or billing kind the model lacks. */
+export function priceNotApplicable(message: string, param: string) {
+  return new HubError(message, {
+    status: 400,
+    type: "invalid_request_error",
+    code: "price_not_applicable",
+    param,
+  });
+}
+
 /** 413: an input larger than we accept. */
 export function tooLarge(message: string, param: string | null) {
   return new HubError(message, {

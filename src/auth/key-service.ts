@@ -63,7 +63,8 @@ export interface KeyService {
   update(id: string, changes: UpdateKeyInput): Promise<KeyView>;
   /**
    * Adds `amountUsd` to the balance (negative to take credit back; the balance stops at zero).
-   * A key with an unlimited balance starts from zero, so crediting it makes it limited.
+   * A key without a limit is refused (409 `key_unlimited`): crediting it would silently turn it
+   * into a key limited to the credit. Give it a limit with `update(id, { balanceUsd })`.
    */
   credit(id: string, amountUsd: number): Promise<KeyView>;
   /** Revokes the key at once; revoking a revoked key changes nothing. */
@@ -150,6 +151,11 @@ export function createKeyService(
     async credit(id, amountUsd) {
       const micros = usdToMicrosChecked(amountUsd, "amount", { min: -MAX_USD });
       if (micros === 0) throw invalidRequest("Invalid 'amount': must not be zero.", "amount");
+      // Database.addCredit starts an unlimited key from zero. An admin crediting such a key
+      // means "more", and would get "at most this much": refuse, and say how to set a limit.
+      // (A PATCH to unlimited landing between this read and the write can still slip past;
+      // both are admin actions on one key at the same instant.)
+      if ((await find(id)).balanceMicros === null) throw keyUnlimited(id);
       const record = await db.addCredit(id, micros);
       if (!record) throw keyNotFound(id);
       return toKeyView(record);
@@ -211,6 +217,15 @@ function keyRevoked(id: string): HubError {
     code: "key_revoked",
     param: "id",
   });
+}
+
+function keyUnlimited(id: string): HubError {
+  return new HubError(
+    `The API key '${id}' has no credit limit, so there is no balance to add to. To limit it, ` +
+      `set its balance: PATCH /api/admin/keys/${id} with {"balance": <USD>} ` +
+      `(CLI: keys update ${id} --balance <USD>).`,
+    { status: 409, type: "invalid_request_error", code: "key_unlimited", param: "id" },
+  );
 }
 
 function checkName(name: unknown): string {

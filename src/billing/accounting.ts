@@ -5,9 +5,14 @@
  * same transaction that writes the usage record. A failed or abandoned request is charged 0.
  *
  * Keys without a balance reserve nothing: their request path writes one row, the record.
+ *
+ * A model the price book has no price for (an admin deleted the row) is refused to keys with a
+ * balance before any provider is called (400 `model_not_priced`): there is nothing to reserve
+ * against. Keys without a limit are still served, charged 0, and the operator is warned in the
+ * log once per model. A free model is a price of 0, not a missing one.
  */
 import type { Principal } from "../auth/principal.ts";
-import { insufficientQuota } from "../errors.ts";
+import { insufficientQuota, modelNotPriced } from "../errors.ts";
 import type { ImageJob } from "../images/plan.ts";
 import type { TokenUsage } from "../providers/types.ts";
 import type { Database, UsageRecord } from "../storage/db/types.ts";
@@ -18,11 +23,13 @@ import type { PriceBook } from "./prices.ts";
 export interface Accounting {
   /**
    * Reserves the most `job` may cost under the id `reservationId`; returns the amount, or null
-   * when the key has no balance to draw on. Throws a 402 when the credit does not cover it.
+   * when the key has no balance to draw on. Throws a 402 when the credit does not cover it, and
+   * a 400 `model_not_priced` when the book has no price for the job (nothing to reserve against).
    * `fallbacks`: jobs that may serve the request instead (a route's fallback models). The
    * reservation covers the dearest when the credit allows, else the job's own cost: a key that
    * can pay for what it asked is never refused because of a fallback it may not get. Fallbacks
-   * dearer than what was reserved must then not be used (see `costCeiling`).
+   * dearer than what was reserved, or without a price, must then not be used (see
+   * `costCeiling`).
    * `standby`: jobs that serve only in a rarer case (a retired model's successor, should the
    * provider answer that the model is gone), covered when the credit allows it over everything
    * else, and never at the expense of the route's fallbacks.
@@ -35,7 +42,10 @@ export interface Accounting {
     fallbacks?: readonly ImageJob[],
     standby?: readonly ImageJob[],
   ): Promise<number | null>;
-  /** The most `job` may cost at today's prices, micro-USD. */
+  /**
+   * The most `job` may cost at today's prices, micro-USD; infinite when the book has no price
+   * for it, so no reservation covers it.
+   */
   costCeiling(job: ImageJob): number;
   /** Prices what was delivered, settles the reservation, writes the record; returns it. */
   record(entry: {
@@ -50,14 +60,52 @@ export function createAccounting(options: {
   db: Pick<Database, "reserve" | "settle" | "recordUsage">;
   /** The current price book (admins may change prices while the hub runs). */
   prices: () => PriceBook;
+  /** Told, once per model, when delivered images had no price to charge. */
+  log?: { warn(details: Record<string, unknown>, message: string): void };
 }): Accounting {
+  // Models already warned about: an unpriced model an unlimited key uses all day is one line.
+  const warnedUnpriced = new Set<string>();
+
+  /**
+   * A key without a limit is served a model that has no price (charged 0), and a key with one
+   * whose price row went between reserving and settling is charged its reservation's share:
+   * either way the operator should hear that a price is missing.
+   */
+  function warnIfUnpriced(
+    job: ImageJob,
+    usage: TokenUsage | undefined,
+    reservedMicros: number | null,
+    costMicros: number,
+    book: PriceBook,
+  ): void {
+    const model = job.model.id;
+    if (warnedUnpriced.has(model)) return;
+    if (book.perImageMicros(model, job.size, job.quality) !== undefined) return;
+    if (usage && book.tokenPrice(model)) return;
+    warnedUnpriced.add(model);
+    options.log?.warn(
+      {
+        model,
+        size: job.size ?? "auto",
+        quality: job.quality ?? null,
+        costMicros,
+        unlimitedKey: reservedMicros === null,
+      },
+      "images delivered without a price: set one with PUT /api/admin/prices/image (usd 0 for free); until then keys with a balance are refused the model at that size and quality",
+    );
+  }
+
   return {
     async reserve(principal, job, reservationId, now, fallbacks = [], standby = []) {
       if (principal.balanceMicros === null) return null;
       const book = options.prices();
       const own = maxCostMicros(job, book);
-      const dearest = Math.max(own, ...fallbacks.map((fallback) => maxCostMicros(fallback, book)));
-      const withStandby = Math.max(dearest, ...standby.map((other) => maxCostMicros(other, book)));
+      if (own === undefined) throw modelNotPriced(job.model.id, job.size, job.quality);
+      // An unpriced fallback is left out of the reservation, and so is never used (costCeiling).
+      const priced = (jobs: readonly ImageJob[]) =>
+        jobs.map((other) => maxCostMicros(other, book) ?? 0);
+      const dearest = Math.max(own, ...priced(fallbacks));
+      const withStandby = Math.max(dearest, ...priced(standby));
       const tryReserve = (amountMicros: number) =>
         options.db.reserve({
           id: reservationId,
@@ -77,18 +125,20 @@ export function createAccounting(options: {
       }
       return amountMicros;
     },
-    costCeiling: (job) => maxCostMicros(job, options.prices()),
+    costCeiling: (job) => maxCostMicros(job, options.prices()) ?? Number.POSITIVE_INFINITY,
     async record({ record, job, usage, reservedMicros }) {
-      const costMicros =
-        job === undefined || record.imagesDelivered === 0
-          ? 0
-          : chargeMicros({
-              job,
-              delivered: record.imagesDelivered,
-              usage,
-              reservedMicros: reservedMicros ?? Number.POSITIVE_INFINITY,
-              book: options.prices(),
-            });
+      const book = options.prices();
+      let costMicros = 0;
+      if (job !== undefined && record.imagesDelivered > 0) {
+        costMicros = chargeMicros({
+          job,
+          delivered: record.imagesDelivered,
+          usage,
+          reservedMicros: reservedMicros ?? Number.POSITIVE_INFINITY,
+          book,
+        });
+        warnIfUnpriced(job, usage, reservedMicros, costMicros, book);
+      }
       const complete: UsageRecord = { ...record, costMicros };
       if (reservedMicros === null) await options.db.recordUsage(complete);
       else await options.db.settle(record.id, complete);

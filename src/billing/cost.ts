@@ -19,18 +19,14 @@ const INPUT_IMAGE_TOKEN_ALLOWANCE = 6_000;
 /**
  * The most the job may cost: n images at the per-image price of its size and quality (the
  * dearest option where the model picks, see price-list.ts). This is what a request reserves.
+ * Undefined when the book has no price for the job (an admin deleted the row): the caller
+ * decides what that means (accounting.ts refuses a key with a balance, skips a fallback).
  *
- * @throws Error when the book has no price for the job: every catalog model must be priced,
- * so a missing row is a bug in the seed list or a row an admin deleted.
+ * @example maxCostMicros(jobOf("dall-e-3", 3, "1792x1024", "hd"), book) // 360000
  */
-export function maxCostMicros(job: CostedJob, book: PriceBook): number {
+export function maxCostMicros(job: CostedJob, book: PriceBook): number | undefined {
   const price = book.perImageMicros(job.model.id, job.size, job.quality);
-  if (price === undefined) {
-    throw new Error(
-      `No price for model '${job.model.id}' at size ${job.size ?? "auto"} and quality ` +
-        `${job.quality ?? "(none)"}: every catalog model needs a price row (see src/billing/price-list.ts).`,
-    );
-  }
+  if (price === undefined) return undefined;
   return price * job.n + inputAllowanceMicros(job, book);
 }
 

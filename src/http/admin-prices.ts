@@ -1,13 +1,21 @@
 /**
  * Prices, for admins: read them all, set a price per image (by model, size and quality, `*`
- * for any) or per million tokens. Changes apply to the next request.
+ * for any) or per million tokens, remove one. Changes apply to the next request. A price that
+ * could never apply (a size or quality the model lacks, tokens from an upstream that reports
+ * none) is refused; a removal says what the model is left without a price for (keys with a
+ * balance are refused those requests, 400 `model_not_priced`). A price of 0 makes a model free.
  */
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import { microsToUsd, usdToMicros } from "../billing/money.ts";
 import type { PriceService } from "../billing/price-service.ts";
 import { HubError, modelNotFound } from "../errors.ts";
-import type { Catalog } from "../images/catalog.ts";
+import type { Catalog, ModelSpec } from "../images/catalog.ts";
+import {
+  checkImagePriceTarget,
+  checkTokenPriceTarget,
+  unpricedRequests,
+} from "../images/price-checks.ts";
 import { ErrorResponse } from "../images/schema.ts";
 import type { AuthHooks } from "./auth.ts";
 
@@ -30,10 +38,10 @@ export function registerPriceRoutes(
   options: { prices: PriceService; catalog: Catalog; auth: AuthHooks; clock?: () => number },
 ): void {
   const clock = options.clock ?? Date.now;
-  const canonical = (name: string) => {
+  const modelNamed = (name: string): ModelSpec => {
     const model = options.catalog.find(name);
     if (!model) throw modelNotFound(name);
-    return model.id;
+    return model;
   };
   const common = { onRequest: options.auth.requireAdmin };
   const security = [{ bearerAuth: [] }];
@@ -48,6 +56,7 @@ export function registerPriceRoutes(
         data: options.catalog.models.map((model) => ({
           model: model.id,
           ...book.describe(model.id),
+          unpriced: unpricedRequests(model, book),
         })),
       };
     },
@@ -72,7 +81,9 @@ export function registerPriceRoutes(
     },
     async (request) => {
       const { size = "*", quality = "*", usd } = request.body;
-      const model = canonical(request.body.model);
+      const spec = modelNamed(request.body.model);
+      checkImagePriceTarget(spec, size, quality);
+      const model = spec.id;
       const microsPerImage = usdToMicros(usd);
       await options.prices.putImagePrice({
         model,
@@ -91,7 +102,8 @@ export function registerPriceRoutes(
     { ...common, schema: { summary: "Remove a price per image", tags: ["admin"], security } },
     async (request) => {
       const { size = "*", quality = "*" } = request.query;
-      const model = canonical(String(request.query.model ?? ""));
+      const spec = modelNamed(String(request.query.model ?? ""));
+      const model = spec.id;
       const deleted = await options.prices.deleteImagePrice(model, size, quality);
       if (!deleted) {
         throw new HubError(`No price for ${model} at size ${size} and quality ${quality}.`, {
@@ -100,7 +112,14 @@ export function registerPriceRoutes(
           code: "price_not_found",
         });
       }
-      return { model, size, quality, deleted: true };
+      const unpriced = unpricedRequests(spec, options.prices.book());
+      if (unpriced.length > 0) {
+        request.log.warn(
+          { model, unpriced },
+          "a price removal left requests without a price: keys with a balance are refused them",
+        );
+      }
+      return { model, size, quality, deleted: true, unpriced };
     },
   );
 
@@ -108,10 +127,23 @@ export function registerPriceRoutes(
     "/api/admin/prices/token",
     {
       ...common,
-      schema: { summary: "Set token prices", tags: ["admin"], security, body: TokenPriceBody },
+      schema: {
+        summary: "Set token prices",
+        tags: ["admin"],
+        security,
+        body: TokenPriceBody,
+        response: {
+          400: ErrorResponse,
+          401: ErrorResponse,
+          403: ErrorResponse,
+          404: ErrorResponse,
+        },
+      },
     },
     async (request) => {
-      const model = canonical(request.body.model);
+      const spec = modelNamed(request.body.model);
+      checkTokenPriceTarget(spec);
+      const model = spec.id;
       await options.prices.putTokenPrice({
         model,
         textInputPerMillion: request.body.text_input,

@@ -17,6 +17,7 @@ import { lifecycleOf } from "./lifecycle.ts";
 import type { ModelFieldValues, PriceValue } from "./model-definition.ts";
 import { CAPABILITY_FIELDS, fieldsOfSpec, specFromFields } from "./model-fields.ts";
 import { modelWarnings } from "./model-warnings.ts";
+import { checkImagePriceTarget, checkTokenPriceTarget } from "./price-checks.ts";
 import type { UpstreamModelBoard } from "./upstream-models.ts";
 
 export interface ModelAdminDeps {
@@ -102,7 +103,7 @@ export function createModelAdmin(deps: ModelAdminDeps) {
       const fields: ModelFieldValues = { ...capabilitiesOf(template), ...given, id };
       const spec = specFromFields(fields, "admin");
       checkAgainstCatalog(spec, deps.store);
-      const priceRows = pricesOf(price, id, template, deps.prices);
+      const priceRows = pricesOf(price, spec, template, deps.prices);
       const inserted = await deps.db.insertCatalogModel({
         id,
         definition: storedText({ mode: "define", fields }),
@@ -138,7 +139,7 @@ export function createModelAdmin(deps: ModelAdminDeps) {
       const spec = specFromFields({ ...merged, id: model.id }, model.origin);
       checkAgainstCatalog(spec, deps.store);
       const priceRows =
-        price === undefined ? undefined : pricesOf(price, model.id, undefined, deps.prices);
+        price === undefined ? undefined : pricesOf(price, spec, undefined, deps.prices);
       await deps.db.putCatalogModel({
         id: model.id,
         definition: storedText(definition),
@@ -244,11 +245,12 @@ function checkAgainstCatalog(spec: ModelSpec, store: CatalogStore): void {
 /** The price rows a definition brings: its own `price`, else a copy of its template's. */
 function pricesOf(
   price: PriceValue | undefined,
-  model: string,
+  spec: ModelSpec,
   template: ModelSpec | undefined,
   prices: Pick<PriceService, "book">,
 ): { images: ImagePrice[]; tokens: TokenPrice[] } {
   const source = "admin";
+  const model = spec.id;
   if (price !== undefined) {
     const perImage =
       typeof price === "number"
@@ -261,6 +263,9 @@ function pricesOf(
       );
     }
     const tokens = typeof price === "number" ? undefined : price.per_million_tokens;
+    // Held to the model being defined, as /api/admin/prices holds its rows (400 naming the field).
+    for (const row of perImage) checkImagePriceTarget(spec, row.size, row.quality);
+    if (tokens) checkTokenPriceTarget(spec);
     return {
       images: perImage.map((row) => ({
         model,

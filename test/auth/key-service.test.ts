@@ -200,9 +200,12 @@ describe("credit", () => {
     assert.equal((await keys.credit(view.id, -5)).balance, 0);
   });
 
-  it("crediting an unlimited key starts it from zero", async () => {
+  it("refuses to credit an unlimited key (409 key_unlimited): it stays unlimited", async () => {
     const { view } = await keys.create({ name: "open" });
-    assert.equal((await keys.credit(view.id, 3)).balance, 3);
+    const error = await hubErrorOf(keys.credit(view.id, 3));
+    assert.equal(error.status, 409);
+    assert.equal(error.code, "key_unlimited");
+    assert.equal((await keys.show(view.id)).balance, null);
   });
 
   it("refuses zero and amounts that are not numbers", async () => {

@@ -68,23 +68,29 @@ describe("maxCostMicros", () => {
         { defaultModel: "dall-e-3", isProviderConfigured: () => true },
       );
       const cost = maxCostMicros(job, book);
-      assert.ok(Number.isSafeInteger(cost) && cost >= 0, model.id);
+      assert.ok(cost !== undefined && Number.isSafeInteger(cost) && cost >= 0, model.id);
       if (model.kind === "ai") assert.ok(cost > 0, model.id);
     }
   });
 
-  test("a model the book has no price for is a bug, named in a clear error", () => {
+  test("a job the book has no price for has no ceiling: undefined, for the caller to refuse", () => {
     const empty = createPriceBook([], []);
-    assert.throws(
-      () => maxCostMicros(jobOf("dall-e-3", 1, "1024x1024", "hd"), empty),
-      (error: unknown) =>
-        error instanceof Error &&
-        /No price for model 'dall-e-3' at size 1024x1024 and quality hd/.test(error.message),
+    assert.equal(maxCostMicros(jobOf("dall-e-3", 1, "1024x1024", "hd"), empty), undefined);
+    assert.equal(maxCostMicros(jobOf("gpt-image-1", 1, undefined, undefined), empty), undefined);
+    const free = createPriceBook(
+      [
+        {
+          model: "dall-e-3",
+          size: "*",
+          quality: "*",
+          microsPerImage: 0,
+          source: "admin",
+          updatedAt: 0,
+        },
+      ],
+      [],
     );
-    assert.throws(
-      () => maxCostMicros(jobOf("gpt-image-1", 1, undefined, undefined), empty),
-      /size auto and quality \(none\)/,
-    );
+    assert.equal(maxCostMicros(jobOf("dall-e-3", 4, "1024x1024", "hd"), free), 0, "0 is a price");
   });
 });
 

@@ -194,6 +194,65 @@ for (const backend of backends) {
       assert.ok(Number(limited.headers.get("retry-after")) > 0);
     });
 
+    it("a removed price: 400 model_not_priced for a key with a balance, before any upstream call; an unlimited key is served at no charge", async () => {
+      const removed = await call("/api/admin/prices/image?model=dall-e-2&size=1024x1024", {
+        method: "DELETE",
+      });
+      assert.equal(removed.status, 200, JSON.stringify(removed.body));
+      assert.deepEqual(removed.body.unpriced, [{ size: "1024x1024", quality: "standard" }]);
+      try {
+        const { id, key } = await keyWith({ balance: 1 });
+        const before = sim.requests.length;
+        const refused = await generate(key, { size: "1024x1024" });
+        assert.equal(refused.status, 400, JSON.stringify(refused.body));
+        assert.equal(refused.body.error?.code, "model_not_priced");
+        assert.equal(refused.body.error?.param, "model");
+        const message = (refused.body.error as { message?: string } | undefined)?.message ?? "";
+        assert.match(message, /'dall-e-2'.*size 1024x1024 and quality standard/);
+        assert.match(message, /admin must set one/);
+        assert.equal(sim.requests.length, before, "no upstream call");
+        assert.equal(await balanceOf(id), 1, "nothing reserved or charged");
+        assert.equal((await generate(key, { size: "512x512" })).status, 200, "other sizes serve");
+        const [record] = (await ledgerOf(id)).filter((row) => row.status === "failed");
+        assert.equal(record?.cost, 0);
+
+        const unlimited = await keyWith({});
+        const served = await generate(unlimited.key, { size: "1024x1024" });
+        assert.equal(served.status, 200, JSON.stringify(served.body));
+        assert.equal(sim.requests.length, before + 2);
+        const ledger = await ledgerOf(unlimited.id);
+        assert.deepEqual(
+          ledger.map((row) => [row.status, row.images, row.cost]),
+          [["succeeded", 1, 0]],
+        );
+      } finally {
+        const restored = await call("/api/admin/prices/image", {
+          method: "PUT",
+          body: { model: "dall-e-2", size: "1024x1024", usd: DALL_E_2_PRICE },
+        });
+        assert.equal(restored.status, 200, JSON.stringify(restored.body));
+      }
+    });
+
+    it("a price of 0 makes a model free for keys with a balance too", async () => {
+      const free = await call("/api/admin/prices/image", {
+        method: "PUT",
+        body: { model: "dall-e-2", size: "256x256", usd: 0 },
+      });
+      assert.equal(free.status, 200, JSON.stringify(free.body));
+      try {
+        const { id, key } = await keyWith({ balance: 0 });
+        assert.equal((await generate(key, { size: "256x256" })).status, 200);
+        assert.equal(await balanceOf(id), 0);
+        assert.equal((await generate(key, { size: "512x512" })).status, 402, "others still cost");
+      } finally {
+        await call("/api/admin/prices/image", {
+          method: "PUT",
+          body: { model: "dall-e-2", size: "256x256", usd: 0.016 },
+        });
+      }
+    });
+
     it("shows prices in the model list", async () => {
       const models = await call("/api/models");
       const dalle3 = (models.body.data as Array<Record<string, unknown>>).find(

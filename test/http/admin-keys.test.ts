@@ -203,6 +203,36 @@ describe("PATCH, credit, rotate, DELETE", () => {
     );
   });
 
+  it("credit refuses a key without a limit (409 key_unlimited) rather than making it limited", async () => {
+    const created = await call("POST", "/api/admin/keys", { body: { name: "open" } });
+    const id = created.body.id as string;
+    const refused = await call("POST", `/api/admin/keys/${id}/credit`, { body: { amount: 5 } });
+    const error = errorOf(refused, 409, "key_unlimited");
+    assert.equal(error.param, "id");
+    assert.match(
+      (refused.body.error as { message: string }).message,
+      new RegExp(`no credit limit.*PATCH /api/admin/keys/${id} with \\{"balance"`),
+    );
+    assert.equal(
+      (await call("GET", `/api/admin/keys/${id}`)).body.balance,
+      null,
+      "still unlimited",
+    );
+    assert.equal((await generate(created.body.key as string)).status, 200);
+
+    // The way the message points to: set a balance, then credit adds to it.
+    const limited = await call("PATCH", `/api/admin/keys/${id}`, { body: { balance: 2 } });
+    assert.equal(limited.body.balance, 2);
+    const topped = await call("POST", `/api/admin/keys/${id}/credit`, { body: { amount: 5 } });
+    assert.equal(topped.status, 200, JSON.stringify(topped.body));
+    assert.equal(topped.body.balance, 7);
+    errorOf(
+      await call("POST", "/api/admin/keys/000000000000/credit", { body: { amount: 1 } }),
+      404,
+      "key_not_found",
+    );
+  });
+
   it("rotate gives a new secret for the same id; the old one stops at once", async () => {
     const created = await call("POST", "/api/admin/keys", { body: { name: "rotating" } });
     const id = created.body.id as string;

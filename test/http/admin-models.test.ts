@@ -183,6 +183,15 @@ describe("defining a model", () => {
       "shutdown_date",
     ],
     [
+      "a price for a size the model does not take",
+      {
+        id: "mispriced",
+        like: "gpt-image-2",
+        price: { per_image: [{ size: "256x256", quality: "*", usd: 1 }] },
+      },
+      "size",
+    ],
+    [
       "a ratio range upside down",
       {
         id: "flipped",
