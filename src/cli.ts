@@ -4,9 +4,15 @@
  * key on every request, so a revoke or rotate here takes effect on the next one.
  *
  *   npm run hub -- keys create --name my-app --balance 10 --models gpt-image-1 --rpm 60
+ *   npm run hub -- admin new-key        (a lost admin key: a new one, the others revoked)
+ *
+ * It refuses a DATA_DIR that holds no database unless given --create: run from the wrong
+ * directory, it would otherwise make an empty database there and issue keys the hub never sees.
  *
  * Exit codes: 0 done, 1 the command failed (message on stderr), 2 the command line is wrong.
  */
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import type { KeyService, KeyView, UpdateKeyInput } from "./auth/key-service.ts";
 import { createKeyService } from "./auth/key-service.ts";
@@ -26,13 +32,21 @@ Commands:
   keys credit <id> --amount <usd>      (negative to take credit back)
   keys revoke <id>
   keys rotate <id>                     (new secret; the old one stops working at once)
+  admin new-key [--name <name>]        (a new admin key, shown once; every other admin key
+                                        stored in the database is revoked; ADMIN_KEY still works)
   help
 
 Options:
   --json    print JSON instead of text
+  --create  create the database when DATA_DIR holds none yet
 
-The database is the server's: DATA_DIR (default ./data) or DATABASE_URL.
+The database is the server's: DATA_DIR (default ./data) or DATABASE_URL. A DATA_DIR without
+the hub's database is refused unless --create is given (the hub creates it on its first start).
 `;
+
+/** The SQLite file's name in DATA_DIR, as storage/db/open.ts names it (test/cli.test.ts makes
+ * the database with openDatabase, so a rename there fails the tests here). */
+const SQLITE_FILE = "image-hub.sqlite";
 
 const OPTIONS = {
   name: { type: "string" },
@@ -43,6 +57,7 @@ const OPTIONS = {
   role: { type: "string" },
   amount: { type: "string" },
   json: { type: "boolean", default: false },
+  create: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -55,6 +70,7 @@ type Values = {
   role?: string;
   amount?: string;
   json: boolean;
+  create: boolean;
   help: boolean;
 };
 
@@ -79,7 +95,7 @@ export async function runCli(
   let positionals: string[];
   try {
     const parsed = parseArgs({
-      args: [...argv],
+      args: joinNegativeNumbers(argv),
       options: OPTIONS,
       allowPositionals: true,
       strict: true,
@@ -98,16 +114,18 @@ export async function runCli(
   }
 
   try {
-    if (group !== "keys") throw new UsageError(`Unknown command '${group}'.`);
+    if (group !== "keys" && group !== "admin") throw new UsageError(`Unknown command '${group}'.`);
     if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(" ")}.`);
-    const run = commandOf(command, id, values);
+    const run =
+      group === "keys" ? commandOf(command, id, values) : adminCommandOf(command, id, values);
     const config = loadConfig(env);
+    if (config.databaseUrl === undefined) checkDatabaseFile(config.dataDir, values.create, output);
     const db = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
     // The catalog in force, with the models operators added, so `--models` may name them.
     const catalog = await createCatalogStore({ db, extraAliases: config.modelAliases });
     try {
       const keys = createKeyService(db, { catalog });
-      await run(keys, output, values.json);
+      await run(keys, output, values.json, config.adminKey !== undefined);
     } finally {
       catalog.stop();
       await db.close();
@@ -123,7 +141,92 @@ export async function runCli(
   }
 }
 
-type Command = (keys: KeyService, output: Output, json: boolean) => Promise<void>;
+type Command = (
+  keys: KeyService,
+  output: Output,
+  json: boolean,
+  /** Whether the ADMIN_KEY setting is set (it has no row, so no command can revoke it). */
+  adminKeySetting: boolean,
+) => Promise<void>;
+
+/**
+ * `--amount -5` → `--amount=-5`. parseArgs takes a value that starts with a dash for a missing
+ * one and refuses it, yet the usage promises negative amounts. Only a negative number is joined
+ * to the option before it, so `--name --json` is still refused.
+ */
+function joinNegativeNumbers(argv: readonly string[]): string[] {
+  const joined: string[] = [];
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index] as string;
+    const next = argv[index + 1];
+    if (arg === "--") return joined.concat(argv.slice(index));
+    const option = arg.startsWith("--") ? arg.slice(2) : undefined;
+    const takesValue =
+      option !== undefined &&
+      Object.hasOwn(OPTIONS, option) &&
+      OPTIONS[option as keyof typeof OPTIONS].type === "string";
+    if (takesValue && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      index++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
+}
+
+/**
+ * Refuses a DATA_DIR without the hub's SQLite file, unless `--create`: opening it would make an
+ * empty database there (a typo, the wrong working directory) and keys the hub never sees.
+ */
+function checkDatabaseFile(dataDir: string, create: boolean, output: Output): void {
+  const file = path.resolve(dataDir, SQLITE_FILE);
+  if (existsSync(file)) return;
+  if (!create) {
+    throw new Error(
+      `DATA_DIR (${path.resolve(dataDir)}) holds no database (${SQLITE_FILE}). Set DATA_DIR to ` +
+        "the hub's data directory (or DATABASE_URL to its PostgreSQL), or pass --create to " +
+        "create a new, empty database there.",
+    );
+  }
+  output.err(`Creating a new database: ${file}\n`);
+}
+
+/** The `admin` commands, checked before the database is opened like the `keys` ones. */
+function adminCommandOf(
+  command: string | undefined,
+  id: string | undefined,
+  values: Values,
+): Command {
+  if (command !== "new-key") {
+    throw new UsageError(
+      command === undefined ? "'admin' needs a command." : `Unknown command 'admin ${command}'.`,
+    );
+  }
+  if (id !== undefined) throw new UsageError("'admin new-key' takes no arguments.");
+  const name = values.name ?? "admin";
+  return async (keys, output, json, adminKeySetting) => {
+    // The new key first, then the revokes: if one fails half-way, a working admin key is already
+    // in hand and the command can simply be run again.
+    const created = await keys.create({ name, role: "admin" });
+    const others = (await keys.list()).filter(
+      (view) => view.role === "admin" && view.revoked_at === null && view.id !== created.view.id,
+    );
+    for (const other of others) await keys.revoke(other.id);
+    printSecret(created, output, json);
+    const notes = [
+      others.length === 0
+        ? "No other admin key was active."
+        : `Revoked the other admin keys: ${others.map((view) => view.id).join(", ")}.`,
+    ];
+    if (adminKeySetting) {
+      notes.push("The ADMIN_KEY setting still works: it is not stored here; change it to end it.");
+    }
+    // With --json, stdout holds only the JSON, as for `keys create`.
+    if (json) output.err(`${notes.join("\n")}\n`);
+    else output.out(`${notes.join("\n")}\n`);
+  };
+}
 
 /** Checks the command line before the database is opened, and returns the work to do. */
 function commandOf(command: string | undefined, id: string | undefined, values: Values): Command {

@@ -14,20 +14,45 @@
  * What the process buffers is written before it exits: each request's usage record before its
  * reply, the keys' last-used times when the app closes (auth/last-used.ts), and log lines by
  * pino, which writes what it still holds synchronously on `process.exit`.
+ *
+ * The first admin key is made only once the hub listens, and printed at once: a start that
+ * cannot listen (port busy) exits 1 having stored no key, so the next start makes and shows one.
  */
 import { buildApp } from "./app.ts";
 import { ensureAdminKey } from "./auth/bootstrap.ts";
-import { loadConfig } from "./config.ts";
+import { type Config, loadConfig } from "./config.ts";
 import { cutConnections } from "./http/graceful-close.ts";
+import { MODELS, type ProviderName } from "./images/catalog.ts";
+import type { Database } from "./storage/db/types.ts";
 
 /** Time for cut requests to record themselves once their connections are gone. */
 const SETTLE_AFTER_CUT_MS = 5_000;
 
+/** The providers in banner order, and the setting that gives each its key (`local` needs none). */
+const PROVIDER_SETTINGS: ReadonlyArray<[ProviderName, string | undefined]> = [
+  ["openai", "OPENAI_API_KEY"],
+  ["google", "GEMINI_API_KEY"],
+  ["local", undefined],
+];
+
 const config = loadConfig();
 const { app, db } = await buildApp(config);
 
-const firstAdmin = await ensureAdminKey(db, config.adminKey);
-const address = await app.listen({ port: config.port, host: config.host });
+// Read before listening: if the database cannot answer, the start fails before it serves.
+const providers = await providersLine(config, db);
+
+let address: string;
+try {
+  address = await app.listen({ port: config.port, host: config.host });
+} catch (error) {
+  // Nothing of this start is stored yet (the admin key comes only after listening), so the
+  // operator can fix the port and start again with nothing lost.
+  app.log.error({ err: error }, `could not listen on ${config.host}:${config.port}; exiting`);
+  await app.close().catch((closeError: unknown) => {
+    app.log.error({ err: closeError }, "error while closing after the failed start");
+  });
+  process.exit(1);
+}
 
 const base = config.publicUrl;
 const banner = [
@@ -35,11 +60,8 @@ const banner = [
   `image-hub listens on ${address}`,
   `  data: ${config.dataDir} (${db.kind === "sqlite" ? "SQLite and images" : "images; the database is DATABASE_URL's PostgreSQL"})`,
   `  image URLs: ${base}/files/images/…`,
-  firstAdmin
-    ? `  admin key (shown once, store it now): ${firstAdmin.key}`
-    : config.adminKey
-      ? "  admin key: the ADMIN_KEY setting"
-      : "  admin key: created on the first start (set ADMIN_KEY to use your own)",
+  providers,
+  await adminKeyLine(),
   "  create an app key:",
   `    curl -s -X POST ${base}/api/admin/keys -H "Authorization: Bearer <admin key>" -H "Content-Type: application/json" -d '{"name":"my-app"}'`,
   `  models: GET ${base}/api/models   API document: ${base}/openapi.json`,
@@ -90,4 +112,57 @@ function cutRequestsInFlight(): void {
 function leave(code: number): void {
   app.log.info({ exitCode: code }, "stopped");
   process.exit(code);
+}
+
+/**
+ * The banner's admin key line; makes the first admin key when none exists. Called only once the
+ * hub listens: made earlier, a start that then failed would have stored a key nobody saw.
+ */
+async function adminKeyLine(): Promise<string> {
+  try {
+    const firstAdmin = await ensureAdminKey(db, config.adminKey);
+    if (firstAdmin) return `  admin key (shown once, store it now): ${firstAdmin.key}`;
+    return config.adminKey
+      ? "  admin key: the ADMIN_KEY setting"
+      : "  admin key: stored in the database (lost it? npm run hub -- admin new-key)";
+  } catch (error) {
+    // The hub serves, but nobody can administer it: say so where the key would have been.
+    app.log.error({ err: error }, "could not create the first admin key");
+    const reason = error instanceof Error ? error.message : String(error);
+    return [
+      `  admin key: NOT CREATED, the database refused it (${reason}).`,
+      "    Restart the hub to try again, run `npm run hub -- admin new-key`, or set ADMIN_KEY.",
+    ].join("\n");
+  }
+}
+
+/**
+ * The banner's providers line, e.g. `providers: openai (6 built-in models), local (1 built-in
+ * model); google: no credentials (GEMINI_API_KEY or POST /api/admin/credentials)`. A provider
+ * counts as configured with its environment key or an enabled stored credential, the sources
+ * the registry builds it from (credentials/registry.ts); the counts are of the built-in catalog,
+ * since the models operators add or hide are GET /api/models's to list.
+ */
+async function providersLine(settings: Config, database: Database): Promise<string> {
+  const stored = await database.listCredentials();
+  const environmentKey: Record<ProviderName, string | undefined> = {
+    openai: settings.openai.apiKey,
+    google: settings.gemini.apiKey,
+    local: undefined,
+  };
+  const configured: string[] = [];
+  const missing: string[] = [];
+  for (const [provider, setting] of PROVIDER_SETTINGS) {
+    const hasCredential =
+      setting === undefined ||
+      Boolean(environmentKey[provider]) ||
+      stored.some((record) => record.provider === provider && record.disabledAt === null);
+    if (hasCredential) {
+      const count = MODELS.filter((model) => model.provider === provider).length;
+      configured.push(`${provider} (${count} built-in model${count === 1 ? "" : "s"})`);
+    } else {
+      missing.push(`${provider}: no credentials (${setting} or POST /api/admin/credentials)`);
+    }
+  }
+  return `  providers: ${[configured.join(", "), ...missing].join("; ")}`;
 }

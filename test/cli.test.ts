@@ -1,10 +1,12 @@
 /**
  * The operator CLI as a process: `node src/cli.ts keys …` against a temporary DATA_DIR, the
  * same database file the server opens. create → list → show → update → credit → rotate → revoke,
- * the secret printed once working against the database, exit codes and --json.
+ * the secret printed once working against the database, exit codes and --json; `admin new-key`
+ * for a lost admin key; and the refusal of a DATA_DIR that holds no database.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -19,6 +21,10 @@ let dataDir: string;
 
 before(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), "image-hub-cli-"));
+  // The database as the hub's first start leaves it: the CLI refuses a DATA_DIR without one.
+  // Made by openDatabase, so a rename of its file in open.ts fails these tests.
+  const db = await openDatabase({ dataDir, databaseUrl: undefined });
+  await db.close();
 });
 
 after(async () => {
@@ -32,9 +38,14 @@ interface Run {
 }
 
 function hub(...args: string[]): Promise<Run> {
+  return hubIn(dataDir, ...args);
+}
+
+/** The CLI with `directory` as its DATA_DIR. */
+function hubIn(directory: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH, DATA_DIR: dataDir },
+      env: { PATH: process.env.PATH, DATA_DIR: directory },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -56,12 +67,19 @@ function ok(run: Run): Run {
 }
 
 async function authenticates(key: string): Promise<boolean> {
+  return (await roleOf(key)) !== undefined;
+}
+
+/** The role `key` authenticates as against the database; undefined when it is refused. */
+async function roleOf(key: string): Promise<string | undefined> {
   const db = await openDatabase({ dataDir, databaseUrl: undefined });
   try {
-    await createAuthenticator({ db, adminKey: undefined }).authenticate(`Bearer ${key}`);
-    return true;
+    const principal = await createAuthenticator({ db, adminKey: undefined }).authenticate(
+      `Bearer ${key}`,
+    );
+    return principal.role;
   } catch {
-    return false;
+    return undefined;
   } finally {
     await db.close();
   }
@@ -222,10 +240,110 @@ describe("hub keys", () => {
   });
 });
 
+describe("hub admin new-key", () => {
+  it("prints a new admin key; the other stored admin keys are revoked, client keys are not", async () => {
+    const old = JSON.parse(
+      ok(await hub("keys", "create", "--name", "old-admin", "--role", "admin", "--json")).stdout,
+    ) as { id: string; key: string };
+    const client = JSON.parse(
+      ok(await hub("keys", "create", "--name", "app", "--json")).stdout,
+    ) as { key: string };
+    assert.equal(await roleOf(old.key), "admin");
+
+    const run = ok(await hub("admin", "new-key", "--json"));
+    const created = JSON.parse(run.stdout) as { role: string; key: string; revoked_at: null };
+    assert.equal(created.role, "admin");
+    assert.match(run.stderr, /shown only this once/);
+    assert.match(run.stderr, new RegExp(`Revoked the other admin keys: .*${old.id}`));
+    assert.equal(await roleOf(created.key), "admin");
+    assert.equal(await authenticates(old.key), false, "the old admin key no longer works");
+    assert.equal(await roleOf(client.key), "client", "client keys are left alone");
+    const admins = (
+      JSON.parse(ok(await hub("keys", "list", "--json")).stdout) as Array<{
+        role: string;
+        revoked_at: number | null;
+      }>
+    ).filter((view) => view.role === "admin" && view.revoked_at === null);
+    assert.equal(admins.length, 1, "only the new admin key is active");
+  });
+
+  it("as text, prints the key once and replaces the key it printed before", async () => {
+    const first = ok(await hub("admin", "new-key", "--name", "ops"));
+    const [key] = first.stdout.match(KEY_PATTERN) ?? [];
+    assert.equal(first.stdout.match(KEY_PATTERN)?.length, 1);
+    assert.match(first.stdout, /name:\s+ops/);
+    const second = ok(await hub("admin", "new-key"));
+    const [next] = second.stdout.match(KEY_PATTERN) ?? [];
+    assert.equal(await authenticates(key as string), false);
+    assert.equal(await roleOf(next as string), "admin");
+  });
+});
+
+describe("negative credit", () => {
+  it("keys credit takes a negative amount as --amount -5 and as --amount=-5", async () => {
+    const { id } = JSON.parse(
+      ok(await hub("keys", "create", "--name", "refund", "--balance", "20", "--json")).stdout,
+    ) as { id: string };
+    const spaced = JSON.parse(
+      ok(await hub("keys", "credit", id, "--amount", "-5", "--json")).stdout,
+    ) as { balance: number };
+    assert.equal(spaced.balance, 15);
+    const joined = JSON.parse(
+      ok(await hub("keys", "credit", id, "--amount=-5", "--json")).stdout,
+    ) as { balance: number };
+    assert.equal(joined.balance, 10);
+    const fraction = JSON.parse(
+      ok(await hub("keys", "credit", id, "--amount", "-.5", "--json")).stdout,
+    ) as { balance: number };
+    assert.equal(fraction.balance, 9.5);
+  });
+
+  it("a missing value is still refused, not taken from the next option", async () => {
+    const run = await hub("keys", "create", "--name", "--json");
+    assert.equal(run.code, 2, run.stderr);
+  });
+});
+
+describe("a DATA_DIR that holds no database", () => {
+  let empty: string;
+
+  before(async () => {
+    empty = await mkdtemp(path.join(os.tmpdir(), "image-hub-cli-empty-"));
+  });
+
+  after(async () => {
+    await rm(empty, { recursive: true, force: true });
+  });
+
+  it("is refused with exit code 1, naming DATA_DIR and --create; nothing is created", async () => {
+    const run = await hubIn(empty, "keys", "list");
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /DATA_DIR/);
+    assert.ok(run.stderr.includes(empty), run.stderr);
+    assert.match(run.stderr, /--create/);
+    assert.equal(existsSync(path.join(empty, "image-hub.sqlite")), false);
+
+    const missing = path.join(empty, "no-such-dir");
+    const refused = await hubIn(missing, "keys", "create", "--name", "x");
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.equal(existsSync(missing), false, "not even the directory is made");
+  });
+
+  it("--create creates it, and later commands use it without --create", async () => {
+    const created = ok(await hubIn(empty, "keys", "create", "--name", "first", "--create"));
+    assert.match(created.stdout, KEY_PATTERN);
+    assert.ok(existsSync(path.join(empty, "image-hub.sqlite")));
+    const listed = ok(await hubIn(empty, "keys", "list"));
+    assert.match(listed.stdout, /first/);
+  });
+});
+
 describe("exit codes", () => {
   it("0 and the usage for help", async () => {
     const run = ok(await hub("help"));
     assert.match(run.stdout, /keys create --name/);
+    assert.match(run.stdout, /admin new-key/);
+    assert.match(run.stdout, /--create/);
   });
 
   it("1 with the message on stderr when the command fails", async () => {
@@ -248,6 +366,9 @@ describe("exit codes", () => {
       ["keys", "create", "--name", "x", "--role", "root"],
       ["keys", "update", "000000000000"],
       ["widgets"],
+      ["admin"],
+      ["admin", "launch"],
+      ["admin", "new-key", "extra"],
     ]) {
       const run = await hub(...args);
       assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);

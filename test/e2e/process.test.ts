@@ -64,6 +64,14 @@ describe("the hub as a process", { timeout: 60_000 }, () => {
     assert.ok(edit.form.files[0]?.bytes.equals(input), "with the input image's bytes");
   });
 
+  it("lists the providers in its start banner: the configured ones with their model counts", () => {
+    // OPENAI_API_KEY is set, GEMINI_API_KEY is not; local needs no credentials.
+    const line = /providers: (.*)/.exec(hub.output())?.[1];
+    assert.ok(line, hub.output());
+    assert.match(line, /^openai \(\d+ built-in models\), local \(1 built-in model\); /);
+    assert.match(line, /google: no credentials \(GEMINI_API_KEY/);
+  });
+
   it("stops on SIGTERM with exit code 0", async () => {
     const { code } = await hub.stop("SIGTERM");
     assert.equal(code, 0, hub.output());

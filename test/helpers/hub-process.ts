@@ -24,6 +24,19 @@ export interface HubProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** A start that ended before the hub listened: its exit and everything it wrote. */
+export class HubExitedEarly extends Error {
+  readonly exit: { code: number | null; signal: NodeJS.Signals | null };
+  readonly output: string;
+
+  constructor(exit: { code: number | null; signal: NodeJS.Signals | null }, output: string) {
+    super(`the hub exited before listening (${JSON.stringify(exit)}):\n${output}`);
+    this.name = "HubExitedEarly";
+    this.exit = exit;
+    this.output = output;
+  }
+}
+
 /** A port free right now on 127.0.0.1 (the hub must know its port before it listens). */
 export async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -34,7 +47,8 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts `node src/main.ts` with `env` and waits until it listens (its banner).
+ * Starts `node src/main.ts` with `env` and waits until it listens (its banner); rejects with
+ * `HubExitedEarly` when the process ends first.
  *
  * @example
  * const hub = await startHubProcess({ DATA_DIR: dir, ADMIN_KEY: "admin-key" });
@@ -77,10 +91,8 @@ export async function startHubProcess(
     };
     child.stdout?.on("data", onData);
   });
-  const outcome = await Promise.race([listening.then(() => "listening"), exited]);
-  if (outcome !== "listening") {
-    throw new Error(`the hub exited before listening (${JSON.stringify(outcome)}):\n${output}`);
-  }
+  const outcome = await Promise.race([listening.then(() => "listening" as const), exited]);
+  if (outcome !== "listening") throw new HubExitedEarly(outcome, output);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
