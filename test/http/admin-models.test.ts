@@ -11,13 +11,7 @@ import {
   type OpenAISimulator,
   startOpenAISimulator,
 } from "../sim/openai.ts";
-import {
-  backends,
-  createSchema,
-  dropSchema,
-  freshSchemaName,
-  postgresUrl,
-} from "../storage/db/backends.ts";
+import { backends, freshPostgresStore } from "../storage/db/backends.ts";
 
 const postgresSkip = backends.find((backend) => backend.name === "postgres")?.skip;
 
@@ -286,19 +280,16 @@ describe("changing and deleting", () => {
 });
 
 describe("several instances on one PostgreSQL", { skip: postgresSkip }, () => {
-  let schema: string;
+  let store: Awaited<ReturnType<typeof freshPostgresStore>>;
   let first: TestHub;
   let second: TestHub;
 
   before(async () => {
-    schema = freshSchemaName();
-    await createSchema(schema);
-    const url = new URL(postgresUrl);
-    url.searchParams.set("options", `-c search_path=${schema}`);
+    store = await freshPostgresStore();
     const env = {
       OPENAI_API_KEY: sim.apiKey,
       OPENAI_BASE_URL: sim.baseURL,
-      DATABASE_URL: url.toString(),
+      DATABASE_URL: store.databaseUrl,
     };
     first = await startTestHub(env);
     second = await startTestHub(env);
@@ -307,7 +298,7 @@ describe("several instances on one PostgreSQL", { skip: postgresSkip }, () => {
   after(async () => {
     await first?.close();
     await second?.close();
-    if (schema) await dropSchema(schema);
+    await store?.drop();
   });
 
   it("a model added on one instance serves the very next request on the other; deleted, it is 404 there", async () => {

@@ -12,13 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { buildApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
-import {
-  backends,
-  createSchema,
-  dropSchema,
-  freshSchemaName,
-  postgresUrl,
-} from "../storage/db/backends.ts";
+import { backends, freshPostgresStore } from "../storage/db/backends.ts";
 
 const MAX_FAILURES = 3;
 const WINDOW_SECONDS = 60;
@@ -85,22 +79,15 @@ for (const backend of ["sqlite", "postgres"] as const) {
     skip: backend === "postgres" ? postgresSkip : undefined,
   }, () => {
     let hub: TestHub;
-    let schema: string | undefined;
+    let store: Awaited<ReturnType<typeof freshPostgresStore>> | undefined;
     before(async () => {
-      const env: Record<string, string> = {};
-      if (backend === "postgres") {
-        schema = freshSchemaName();
-        await createSchema(schema);
-        const url = new URL(postgresUrl);
-        url.searchParams.set("options", `-c search_path=${schema}`);
-        env.DATABASE_URL = url.toString();
-      }
+      store = backend === "postgres" ? await freshPostgresStore() : undefined;
       // The defaults: 10 wrong keys a minute.
-      hub = await startTestHub(env);
+      hub = await startTestHub(store ? { DATABASE_URL: store.databaseUrl } : {});
     });
     after(async () => {
       await hub?.close();
-      if (schema) await dropSchema(schema);
+      await store?.drop();
     });
 
     it("50 wrong keys and 50 without one, then valid client and admin keys are served at once", async () => {

@@ -7,13 +7,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
 import { type OpenAISimulator, startOpenAISimulator } from "../sim/openai.ts";
-import {
-  backends,
-  createSchema,
-  dropSchema,
-  freshSchemaName,
-  postgresUrl,
-} from "../storage/db/backends.ts";
+import { backends, freshPostgresStore } from "../storage/db/backends.ts";
 
 const MASTER_KEY = "test-master-key-for-credential-health";
 
@@ -28,11 +22,11 @@ interface CredentialView {
 }
 
 const open: Array<{ close(): Promise<void> }> = [];
-/** PostgreSQL schemas made for hubs, dropped once the hubs are closed. */
-const schemas: string[] = [];
+/** PostgreSQL stores made for hubs, dropped once the hubs are closed. */
+const stores: Array<{ drop(): Promise<void> }> = [];
 after(async () => {
   await Promise.all(open.map((item) => item.close()));
-  for (const schema of schemas) await dropSchema(schema);
+  for (const store of stores) await store.drop();
 });
 
 async function admin(hub: TestHub, method: string, path: string, body?: unknown) {
@@ -175,12 +169,9 @@ for (const backend of ["sqlite", "postgres"] as const) {
     /** The hub on this backend: SQLite in its DATA_DIR, or a fresh PostgreSQL schema. */
     async function onBackend() {
       if (backend === "sqlite") return setUp();
-      const schema = freshSchemaName();
-      schemas.push(schema);
-      await createSchema(schema);
-      const url = new URL(postgresUrl);
-      url.searchParams.set("options", `-c search_path=${schema}`);
-      return setUp({ DATABASE_URL: url.toString() });
+      const store = await freshPostgresStore();
+      stores.push(store);
+      return setUp({ DATABASE_URL: store.databaseUrl });
     }
 
     test("one credential refused once: served again after the back-off, no admin call; a restart serves at once", async () => {

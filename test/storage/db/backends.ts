@@ -149,3 +149,23 @@ async function probe(url: string): Promise<string | undefined> {
 function redact(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
 }
+
+/**
+ * A fresh, empty schema of TEST_DATABASE_URL for a hub, and the DATABASE_URL that selects it (as
+ * an operator's URL may, by search_path). Drop it once the hubs on it are closed.
+ *
+ * @example
+ * const store = await freshPostgresStore();
+ * const hub = await startTestHub({ DATABASE_URL: store.databaseUrl });
+ * // … await hub.close(); await store.drop();
+ */
+export async function freshPostgresStore(): Promise<{
+  databaseUrl: string;
+  drop(): Promise<void>;
+}> {
+  const schema = freshSchemaName();
+  await createSchema(schema);
+  const url = new URL(postgresUrl);
+  url.searchParams.set("options", `-c search_path=${schema}`);
+  return { databaseUrl: url.toString(), drop: () => dropSchema(schema) };
+}
