@@ -20,6 +20,9 @@ import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
 
+/** What `GET /v1/models` lists: the models the scenarios use. */
+const LISTED_MODELS = ["dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-2"];
+
 export interface UpstreamOptions {
   port: number;
   apiKey: string;
@@ -135,6 +138,19 @@ export async function startUpstream(options: UpstreamOptions): Promise<Upstream>
 
   function serve(request: IncomingMessage, response: ServerResponse, body: Buffer): void {
     const path = (request.url ?? "").split("?")[0];
+    // The model list the hub reads at start: every model the scenarios name is offered, so the
+    // hub calls each as itself (the bench measures the gateway, not a retired model's successor).
+    if (request.method === "GET" && path === "/v1/models") {
+      const data = LISTED_MODELS.map((id) => ({
+        id,
+        object: "model",
+        created: 0,
+        owned_by: "system",
+      }));
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ object: "list", data }));
+      return;
+    }
     const endpoint =
       path === "/v1/images/generations"
         ? "generations"
