@@ -67,8 +67,9 @@ const banner = [
   `  models: GET ${base}/api/models   API document: ${base}/openapi.json`,
   "",
 ].join("\n");
-process.stdout.write(`${banner}\n`);
 
+// The handlers come before the banner: whoever reads "listens on" may signal at once, and a
+// signal that arrived before `process.on` would end the process by the default action, unclean.
 let shuttingDown = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
@@ -77,6 +78,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     shutDown(signal);
   });
 }
+process.stdout.write(`${banner}\n`);
 
 function shutDown(signal: NodeJS.Signals): void {
   app.log.info(
