@@ -32,6 +32,12 @@ const UsageQuery = Type.Object({
         "Model id or alias: the requests it served, and those naming it that another model served.",
     }),
   ),
+  app: Type.Optional(
+    Type.String({
+      maxLength: 256,
+      description: "The calling application, exactly as it named itself (AIGNE's client DID).",
+    }),
+  ),
   from: Type.Optional(
     Type.String({ description: "Inclusive start: ISO 8601 date or time, or unix seconds." }),
   ),
@@ -56,6 +62,12 @@ const UsageRow = Type.Object({
     Type.String({
       description:
         "The model the client named, when another served it (a retired model's successor); null when the named model served.",
+    }),
+  ),
+  app: Nullable(
+    Type.String({
+      description:
+        "The application that called, as it named itself (`x-aigne-hub-client-did`); null when it did not.",
     }),
   ),
   provider: Type.String(),
@@ -106,6 +118,7 @@ const CSV_COLUMNS = [
   "key_id",
   "model",
   "requested_model",
+  "app",
   "provider",
   "status",
   "images",
@@ -235,6 +248,7 @@ export function toUsageRow(record: UsageRecord): UsageRow {
     key_id: record.keyId,
     model: record.model,
     requested_model: record.requestedModel,
+    app: record.app ?? null,
     provider: record.provider,
     status: record.status,
     images: record.imagesDelivered,
@@ -276,6 +290,7 @@ function usageFilter(
     }
     filter.keyId = principal.keyId;
   }
+  if (query.app) filter.app = query.app;
   if (query.model) filter.model = catalog.find(query.model)?.id ?? query.model.trim();
   if (query.from !== undefined) filter.from = readTime(query.from, "from", "start");
   if (query.to !== undefined) filter.to = readTime(query.to, "to", "end");

@@ -99,6 +99,14 @@ export interface GenerationResult {
   warnings: string[];
   job: ImageJob;
   recordId: string;
+  /** What the key was charged, micro-USD: the usage record's cost, known once it is written. */
+  costMicros: number;
+}
+
+/** What the request says of itself beyond its body. */
+export interface RequestContext {
+  /** The calling application, as it named itself (usage records' `app`). */
+  app?: string | null;
 }
 
 export interface ImageService {
@@ -106,6 +114,7 @@ export interface ImageService {
     principal: Principal,
     request: ImageJobRequest,
     signal: AbortSignal,
+    context?: RequestContext,
   ): Promise<GenerationResult>;
   isProviderConfigured(provider: ProviderName): boolean;
 }
@@ -122,6 +131,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     principal: Principal,
     request: ImageJobRequest,
     signal: AbortSignal,
+    context: RequestContext = {},
   ): Promise<GenerationResult> {
     const startedAt = clock();
     const recordId = randomUUID();
@@ -133,6 +143,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     let partialCode: string | undefined;
     let reservedMicros: number | null = null;
     let tokenUsage: TokenUsage | undefined;
+    let result: GenerationResult | undefined;
     // A request the key's own limits refuse leaves no record: a client flooding the hub must
     // not cost a database write per refusal. Everything admitted is recorded, failures too.
     let admitted = false;
@@ -215,7 +226,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       tokenUsage = sumUsage(
         calls.flatMap((call) => (call.status === "fulfilled" ? [call.value.usage] : [])),
       );
-      return {
+      result = {
         created: Math.floor(startedAt / 1000),
         data,
         usage: tokenUsage && {
@@ -230,7 +241,9 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         warnings: [...new Set(warnings)],
         job,
         recordId,
+        costMicros: 0,
       };
+      return result;
     } catch (error) {
       failure = isHubError(error) ? error : signal.aborted ? undefined : internalError(error);
       if (failure === undefined) throw error;
@@ -242,6 +255,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         model: job?.model.id ?? request.model ?? deps.defaultModel,
         // The catalog id the client named (a retired model's, when its successor served).
         requestedModel: job ? (job.substitutedFor ?? job.model).id : null,
+        app: context.app ?? null,
         provider: job?.model.provider ?? "none",
         imagesRequested: job?.n ?? request.n ?? 1,
         imagesDelivered: delivered,
@@ -260,6 +274,10 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       if (!refusedByLimits) {
         await deps.accounting
           .record({ record, job, usage: tokenUsage, reservedMicros })
+          .then((written) => {
+            // The returned result is this object: its cost is filled in before the caller sees it.
+            if (result) result.costMicros = written.costMicros;
+          })
           .catch((error: unknown) => {
             // The reservation stays open and is released by the next start's recovery.
             deps.log?.error({ err: error, recordId }, "could not write the usage record");

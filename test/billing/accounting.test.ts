@@ -64,6 +64,7 @@ function recordOf(job: ImageJob, delivered: number): Omit<UsageRecord, "costMicr
     keyId: "key1",
     model: job.model.id,
     requestedModel: null,
+    app: null,
     provider: job.model.provider,
     imagesRequested: job.n,
     imagesDelivered: delivered,

@@ -28,6 +28,7 @@ function usage(overrides: Partial<UsageRecord> & Pick<UsageRecord, "id" | "keyId
   return {
     model: "gpt-image-1",
     requestedModel: null,
+    app: null,
     provider: "openai",
     imagesRequested: 2,
     imagesDelivered: 2,
@@ -138,6 +139,7 @@ describe("GET /api/usage", () => {
       key_id: alice.id,
       model: "gpt-image-1",
       requested_model: null,
+      app: null,
       provider: "openai",
       status: "succeeded",
       images: 2,
@@ -256,6 +258,7 @@ describe("GET /api/usage/export", () => {
       "key_id",
       "model",
       "requested_model",
+      "app",
       "provider",
       "status",
       "images",
@@ -278,6 +281,7 @@ describe("GET /api/usage/export", () => {
       alice.id,
       "gpt-image-1",
       "",
+      "",
       "openai",
       "succeeded",
       "2",
@@ -294,9 +298,10 @@ describe("GET /api/usage/export", () => {
       String(DAY1 / 1000),
     ]);
     const failed = byId.get("req-b1");
-    assert.equal(failed?.[11], 'content_policy_violation, "quoted"\nsecond line');
-    assert.equal(failed?.[12], "0.000000");
-    assert.equal(failed?.[14], "");
+    const column = (name: string) => failed?.[rows[0]?.indexOf(name) ?? -1];
+    assert.equal(column("error_code"), 'content_policy_violation, "quoted"\nsecond line');
+    assert.equal(column("cost"), "0.000000");
+    assert.equal(column("upstream_latency_ms"), "");
   });
 
   it("applies the same filters and holds a client to its own rows", async () => {

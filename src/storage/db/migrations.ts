@@ -126,4 +126,14 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE requested_model IS NOT NULL;
     `,
   },
+  {
+    version: 5,
+    name: "the application that called",
+    // Null for every request whose client did not name itself, so the partial index costs
+    // nothing for them and keeps the usage filter by app off a full scan.
+    sql: `
+      ALTER TABLE usage_records ADD COLUMN app TEXT;
+      CREATE INDEX usage_records_app_time ON usage_records (app, created_at) WHERE app IS NOT NULL;
+    `,
+  },
 ];

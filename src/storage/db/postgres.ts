@@ -631,6 +631,7 @@ function usageWhere(filter: UsageFilter): { where: string; values: unknown[] } {
   };
   if (filter.keyId !== undefined) add("key_id = ?", filter.keyId);
   if (filter.model !== undefined) add("(model = ? OR requested_model = ?)", filter.model);
+  if (filter.app !== undefined) add("app = ?", filter.app);
   if (filter.from !== undefined) add("created_at >= ?", filter.from);
   if (filter.to !== undefined) add("created_at < ?", filter.to);
   return { where: conditions.length ? `WHERE ${conditions.join(" AND ")}` : "", values };

@@ -45,6 +45,7 @@ export function usageFromRow(row: Row): UsageRecord {
     keyId: String(row.key_id),
     model: String(row.model),
     requestedModel: nullableText(row.requested_model),
+    app: nullableText(row.app),
     provider: String(row.provider),
     imagesRequested: Number(row.images_requested),
     imagesDelivered: Number(row.images_delivered),
@@ -175,6 +176,7 @@ export const USAGE_COLUMNS = [
   "key_id",
   "model",
   "requested_model",
+  "app",
   "provider",
   "images_requested",
   "images_delivered",
@@ -199,6 +201,7 @@ export function usageValues(record: UsageRecord): SqlValue[] {
     record.model,
     // A record built without the field (before it existed) reads as "the model named served".
     record.requestedModel ?? null,
+    record.app ?? null,
     record.provider,
     record.imagesRequested,
     record.imagesDelivered,

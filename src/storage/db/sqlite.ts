@@ -408,6 +408,10 @@ function usageWhere(filter: UsageFilter): { where: string; values: SQLInputValue
     clauses.push("(model = ? OR requested_model = ?)");
     values.push(filter.model, filter.model);
   }
+  if (filter.app !== undefined) {
+    clauses.push("app = ?");
+    values.push(filter.app);
+  }
   if (filter.from !== undefined) {
     clauses.push("created_at >= ?");
     values.push(filter.from);

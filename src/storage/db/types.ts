@@ -43,6 +43,11 @@ export interface UsageRecord {
    * successor); null when the model named is the one that served.
    */
   requestedModel: string | null;
+  /**
+   * The application that called, as it named itself (AIGNE clients send their DID in
+   * `x-aigne-hub-client-did`); null when it did not say. Keys say who pays; this says which app.
+   */
+  app: string | null;
   provider: string;
   imagesRequested: number;
   imagesDelivered: number;
@@ -71,6 +76,8 @@ export interface UsageFilter {
   keyId?: string;
   /** Matches the model that served and the model the client named (`requestedModel`). */
   model?: string;
+  /** The calling application (`app`), exactly. */
+  app?: string;
   /** Inclusive lower bound, ms since the epoch. */
   from?: number;
   /** Exclusive upper bound, ms since the epoch. */

@@ -74,6 +74,7 @@ function usage(id: string, overrides: Partial<UsageRecord> = {}): UsageRecord {
     keyId: "k1",
     model: "dall-e-3",
     requestedModel: null,
+    app: null,
     provider: "openai",
     imagesRequested: 1,
     imagesDelivered: 1,
@@ -783,6 +784,30 @@ for (const backend of backends) {
         assert.deepEqual(await db().listCatalogModels(), []);
         await db().recordUsage(served("u2", { createdAt: T0 + 1 }));
         assert.equal((await db().listUsage({ model: "dall-e-3", limit: 10 }))[0]?.id, "u2");
+      });
+
+      it("keeps the calling app, filters by it, and a store of version 4 migrates with none", async () => {
+        await db().recordUsage(usage("u1", { app: "zAppDid", createdAt: T0 }));
+        await db().recordUsage(usage("u2", { createdAt: T0 + 1 }));
+        const ids = async (filter: UsageFilter) =>
+          (await db().listUsage({ ...filter, limit: 10 })).map((record) => record.id);
+        assert.deepEqual(await ids({ app: "zAppDid" }), ["u1"]);
+        assert.deepEqual(await ids({ app: "zOther" }), []);
+        const totals = await db().usageTotals({ app: "zAppDid" }, "model");
+        assert.deepEqual(
+          totals.map((total) => total.requests),
+          [1],
+        );
+
+        // Back to what version 4 left: no app column, no version 5.
+        await query("DROP INDEX usage_records_app_time");
+        await query("ALTER TABLE usage_records DROP COLUMN app");
+        await query("DELETE FROM schema_migrations WHERE version = 5");
+        await opened?.reopen();
+        assert.deepEqual(await db().listUsage({ limit: 10 }), [
+          usage("u2", { createdAt: T0 + 1 }),
+          usage("u1", { createdAt: T0 }),
+        ]);
       });
     });
 
