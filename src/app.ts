@@ -25,12 +25,15 @@ import { registerCredentialRoutes } from "./http/admin-credentials.ts";
 import { registerAdminModelRoutes } from "./http/admin-models.ts";
 import { registerPriceRoutes } from "./http/admin-prices.ts";
 import { registerModelRouteRoutes } from "./http/admin-routes.ts";
+import { registerAigneDiscovery } from "./http/aigne/discovery.ts";
+import { registerAigneImageRoutes } from "./http/aigne/routes.ts";
 import { registerApiReference } from "./http/api-reference.ts";
 import { createAuthHooks } from "./http/auth.ts";
 import { handleClientError, registerErrorHandling, toHubError } from "./http/errors.ts";
 import { registerFileRoutes } from "./http/files.ts";
 import { registerGracefulClose } from "./http/graceful-close.ts";
 import { registerHealthRoutes } from "./http/health.ts";
+import { createIdempotencyLedger } from "./http/idempotency.ts";
 import { registerImageRoutes } from "./http/images.ts";
 import { registerModelRoutes } from "./http/models.ts";
 import { registerMultipart } from "./http/multipart.ts";
@@ -232,7 +235,16 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   );
   registerHealthRoutes(app, { catalog });
   await registerApiReference(app, { catalog });
-  registerImageRoutes(app, { images, auth });
+  const idempotency = createIdempotencyLedger({ blobs: store, clock, log: app.log });
+  app.addHook("onClose", () => idempotency.close());
+  const imageRequests = {
+    images,
+    idempotency,
+    idempotencyKeepMs: config.idempotencyKeepMs,
+  };
+  registerImageRoutes(app, { ...imageRequests, auth });
+  registerAigneImageRoutes(app, { ...imageRequests, auth, retryGraceMs: config.aigneRetryGraceMs });
+  registerAigneDiscovery(app, { catalog, images, prices, publicUrl: config.publicUrl });
   registerModelRoutes(app, { catalog, images, prices, board, auth, clock });
   registerFileRoutes(app, { host, clock });
   registerUsageRoutes(app, { db, auth, catalog, clock });

@@ -50,6 +50,13 @@ export interface Config {
   trustProxy: boolean;
   /** How long SIGTERM waits for in-flight requests before the process exits anyway. */
   shutdownGraceMs: number;
+  /** How long an answer to a request with an Idempotency-Key is kept for its retries, ms. */
+  idempotencyKeepMs: number;
+  /**
+   * How long after an AIGNE request ends an identical one from the same key still counts as its
+   * retry (the client re-POSTs after a timeout, with no Idempotency-Key), ms.
+   */
+  aigneRetryGraceMs: number;
   logLevel: string;
 }
 
@@ -101,6 +108,8 @@ export function loadConfig(env: Env = process.env): Config {
     authFailureWindowSeconds: integer(env, "AUTH_FAILURE_WINDOW_SECONDS", 60, { min: 1 }),
     trustProxy: boolean(env, "TRUST_PROXY", false),
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_SECONDS", 30, { min: 0, max: 3600 }) * 1000,
+    idempotencyKeepMs: integer(env, "IDEMPOTENCY_TTL_SECONDS", 600, { min: 1, max: 86400 }) * 1000,
+    aigneRetryGraceMs: integer(env, "AIGNE_RETRY_GRACE_SECONDS", 15, { min: 0, max: 600 }) * 1000,
     logLevel: text(env, "LOG_LEVEL") ?? "info",
   };
 }

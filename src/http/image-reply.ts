@@ -12,8 +12,16 @@ const QUOTE = Buffer.from('"');
 const COMMA = Buffer.from(",");
 
 export function imageReplyPieces(result: GenerationResult): Buffer[] {
-  const pieces: Buffer[] = [Buffer.from(`{"created":${result.created},"data":[`)];
-  result.data.forEach((item, index) => {
+  const pieces = [Buffer.from(`{"created":${result.created},"data":`), ...dataPieces(result.data)];
+  if (result.usage) pieces.push(Buffer.from(`,"usage":${JSON.stringify(result.usage)}`));
+  pieces.push(Buffer.from("}"));
+  return pieces;
+}
+
+/** The `data` array of the reply, `[` to `]`. */
+export function dataPieces(data: readonly GeneratedImageData[]): Buffer[] {
+  const pieces: Buffer[] = [Buffer.from("[")];
+  data.forEach((item, index) => {
     if (index > 0) pieces.push(COMMA);
     pieces.push(Buffer.from("{"));
     fieldsOf(item).forEach((field, fieldIndex) => {
@@ -23,8 +31,6 @@ export function imageReplyPieces(result: GenerationResult): Buffer[] {
     pieces.push(Buffer.from("}"));
   });
   pieces.push(Buffer.from("]"));
-  if (result.usage) pieces.push(Buffer.from(`,"usage":${JSON.stringify(result.usage)}`));
-  pieces.push(Buffer.from("}"));
   return pieces;
 }
 

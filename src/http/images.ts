@@ -3,11 +3,10 @@
  * /v1 so the official `openai` SDK works with either base URL. Each handler reads the request,
  * calls the image service once and shapes the reply.
  */
-import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { type Static, Type } from "typebox";
 import { HubError, invalidRequest } from "../errors.ts";
-import type { GenerationResult, ImageService } from "../images/generate.ts";
+import type { GenerationResult } from "../images/generate.ts";
 import type { ImageJobRequest } from "../images/plan.ts";
 import {
   errorResponses,
@@ -17,12 +16,17 @@ import {
   ImageGenerationBody,
   ImageResponse,
 } from "../images/schema.ts";
-import { runInByteScope } from "../net/byte-budget.ts";
 import { documentOnly } from "./api-reference.ts";
-import { type AuthHooks, principalOf } from "./auth.ts";
+import type { AuthHooks } from "./auth.ts";
 import { validationError } from "./errors.ts";
-import { wasCut } from "./graceful-close.ts";
 import { imageReplyPieces } from "./image-reply.ts";
+import {
+  answerImageRequest,
+  IdempotencyReplyHeaders,
+  type ImageRequestDeps,
+  ImageRequestHeaders,
+  jsonReply,
+} from "./image-request.ts";
 import { type FormLimits, formLimitsOfApp, readMultipartEdit } from "./multipart.ts";
 
 const PREFIXES = ["/api", "/v1"] as const;
@@ -43,6 +47,7 @@ const ImageReplyHeaders = {
     description:
       "`requested=N; delivered=M; error=CODE` when fewer images were made than asked for; absent otherwise.",
   }),
+  ...IdempotencyReplyHeaders,
 };
 
 /** The reply is written as bytes (`sendResult`), so this schema describes it and strips nothing. */
@@ -53,11 +58,12 @@ const ImageReply = {
   headers: ImageReplyHeaders,
 };
 
-const errorResponsesOf = (unsupportedMediaType: string) =>
-  errorResponses([400, 401, 402, 403, 404, 410, 413, 415, 429, 431, 500, 502, 503, 504], {
+export const imageErrorResponses = (unsupportedMediaType: string) =>
+  errorResponses([400, 401, 402, 403, 404, 409, 410, 413, 415, 429, 431, 500, 502, 503, 504], {
     400: "A parameter is missing or not valid (`param` names it), an input image cannot be read or fetched, or the provider refused the prompt or image (`content_policy_violation`).",
     403: "The key may not use this model (`model_not_allowed`).",
     404: "No such model on this hub (`model_not_found`).",
+    409: "The Idempotency-Key was used for a different request (`idempotency_key_reused`).",
     410: "The model is retired and has no successor on this hub (`model_retired`).",
     413: "The body, an input image or a form field is larger than this hub accepts.",
     415: unsupportedMediaType,
@@ -67,10 +73,11 @@ const errorResponsesOf = (unsupportedMediaType: string) =>
 
 export function registerImageRoutes(
   app: FastifyInstance,
-  options: { images: ImageService; auth: AuthHooks },
+  options: ImageRequestDeps & { auth: AuthHooks },
 ): void {
-  const { images, auth } = options;
+  const { auth } = options;
   const formLimits = formLimitsOfApp(app);
+  const prepare = (result: GenerationResult) => jsonReply(result, imageReplyPieces(result));
 
   for (const prefix of PREFIXES) {
     app.post<{ Body: Static<typeof ImageGenerationBody> }>(
@@ -85,15 +92,19 @@ export function registerImageRoutes(
           body: ImageGenerationBody,
           response: {
             200: ImageReply,
-            ...errorResponsesOf(
+            ...imageErrorResponses(
               "Not JSON: a multipart/form-data body belongs to /images/edits (`unsupported_media_type`).",
             ),
           },
         },
+        config: documentOnly({ headers: ImageRequestHeaders }),
       },
-      async (request, reply) => {
-        return sendResult(reply, await generateFor(images, request, reply, request.body));
-      },
+      async (request, reply) =>
+        answerImageRequest(options, request, reply, {
+          body: request.body,
+          sent: request.body,
+          prepare,
+        }),
     );
 
     app.post(
@@ -106,12 +117,15 @@ export function registerImageRoutes(
           security: [{ bearerAuth: [] }],
           response: {
             200: ImageReply,
-            ...errorResponsesOf("Neither multipart/form-data nor JSON (`unsupported_media_type`)."),
+            ...imageErrorResponses(
+              "Neither multipart/form-data nor JSON (`unsupported_media_type`).",
+            ),
           },
         },
         // The handler reads and checks the body itself (`readEditRequest`): a form is parsed
         // as it streams in, so a body schema here could only describe it.
         config: documentOnly({
+          headers: ImageRequestHeaders,
           body: {
             content: {
               "multipart/form-data": { schema: ImageEditForm },
@@ -122,7 +136,7 @@ export function registerImageRoutes(
       },
       async (request, reply) => {
         const body = await readEditRequest(request, reply, formLimits);
-        return sendResult(reply, await generateFor(images, request, reply, body));
+        return answerImageRequest(options, request, reply, { body, sent: body, prepare });
       },
     );
   }
@@ -172,78 +186,4 @@ async function refuseMultipart(request: FastifyRequest) {
       { status: 415, type: "invalid_request_error", code: "unsupported_media_type" },
     );
   }
-}
-
-/**
- * Runs a generation in a byte scope: the image bytes it holds count against the process's budget
- * until its reply has been written, or the client has gone (net/byte-budget.ts).
- */
-function generateFor(
-  images: ImageService,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  body: ImageJobRequest,
-): Promise<GenerationResult> {
-  const signal = abortOnDisconnect(request, reply);
-  const { result, release } = runInByteScope(() =>
-    images.generate(principalOf(request), body, signal),
-  );
-  reply.raw.once("close", release);
-  return result;
-}
-
-/** An AbortSignal that fires when the client goes away before the reply is sent. */
-function abortOnDisconnect(request: FastifyRequest, reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.once("close", () => {
-    if (reply.raw.writableFinished) return;
-    if (wasCut(request.server.server)) {
-      request.log.warn("cut by the shutdown; cancelling the upstream calls");
-      controller.abort(
-        new HubError("The hub shut down before the reply.", {
-          status: 503,
-          type: "server_error",
-          code: "server_shutting_down",
-        }),
-      );
-      return;
-    }
-    request.log.info("client disconnected; cancelling the upstream calls");
-    controller.abort(
-      new HubError("The client closed the connection before the reply.", {
-        // 499: nginx's "client closed request"; nobody reads it, but it keeps logs honest.
-        status: 499,
-        type: "invalid_request_error",
-        code: "client_disconnected",
-      }),
-    );
-  });
-  return controller.signal;
-}
-
-function sendResult(reply: FastifyReply, result: GenerationResult) {
-  if (result.warnings.length > 0) {
-    reply.header("x-image-hub-warnings", headerSafe(result.warnings.join(" | ")));
-  }
-  if (result.partial) {
-    const { requested, delivered, errorCode } = result.partial;
-    reply.header(
-      "x-image-hub-partial",
-      `requested=${requested}; delivered=${delivered}; error=${errorCode}`,
-    );
-  }
-  reply.header("x-image-hub-model", result.job.model.id);
-  // The usage record's id: a client (or an audit) can match every reply to its ledger row.
-  reply.header("x-image-hub-record-id", result.recordId);
-  const pieces = imageReplyPieces(result);
-  const length = pieces.reduce((sum, piece) => sum + piece.length, 0);
-  return reply
-    .type("application/json; charset=utf-8")
-    .header("content-length", String(length))
-    .send(Readable.from(pieces));
-}
-
-/** Header values must be visible ASCII; warnings may quote an upstream's words in any script. */
-function headerSafe(text: string): string {
-  return text.replace(/[^\x20-\x7e]/g, "?").slice(0, 2000);
 }

@@ -15,6 +15,8 @@ export interface GeneratedImageData {
   /** As the provider gave it: a string, or its bytes (see providers/json-cut.ts). */
   b64_json?: Base64;
   revised_prompt?: string;
+  /** The image's type; not part of the OpenAI reply, but AIGNE's names it per image. */
+  mimeType: ImageMimeType;
 }
 
 export interface DeliveryDeps {
@@ -35,13 +37,14 @@ export function createDelivery(deps: DeliveryDeps) {
         const revised = image.revisedPrompt ? { revised_prompt: image.revisedPrompt } : {};
         const converted = job.deliver && (await convertedFor(job.deliver, image, signal));
         if (job.responseFormat === "b64_json") {
-          if (converted) return { b64_json: converted.bytes.toString("base64"), ...revised };
-          if (image.kind === "base64") return { b64_json: image.base64, ...revised };
-          const { bytes } = await bytesOf(image, signal);
-          return { b64_json: bytes.toString("base64"), ...revised };
+          if (image.kind === "base64" && !converted) {
+            return { b64_json: image.base64, mimeType: image.mimeType, ...revised };
+          }
+          const { bytes, mimeType } = converted ?? (await bytesOf(image, signal));
+          return { b64_json: bytes.toString("base64"), mimeType, ...revised };
         }
         const { bytes, mimeType } = converted ?? (await bytesOf(image, signal));
-        return { url: await deps.hostImage(bytes, mimeType), ...revised };
+        return { url: await deps.hostImage(bytes, mimeType), mimeType, ...revised };
       }),
     );
   };

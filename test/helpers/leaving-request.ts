@@ -15,6 +15,7 @@ export function requestOverSocket(
   hubUrl: string,
   key: string,
   body: Record<string, unknown>,
+  headers: Record<string, string> = {},
 ): LeavingRequest {
   const { hostname, port } = new URL(hubUrl);
   const request = httpRequest({
@@ -23,7 +24,7 @@ export function requestOverSocket(
     path: "/api/images/generations",
     method: "POST",
     agent: false,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...headers },
   });
   const answered = new Promise<boolean>((resolve) => {
     request.on("response", () => resolve(true));

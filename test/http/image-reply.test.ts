@@ -13,12 +13,15 @@ function replyOf(result: Partial<GenerationResult>): unknown {
   return JSON.parse(Buffer.concat(pieces).toString("utf8"));
 }
 
+const PNG = "image/png" as const;
+
 describe("imageReplyPieces", () => {
   it("spells the same JSON as JSON.stringify, for bytes and strings alike", () => {
     const data = [
-      { b64_json: Buffer.from("QUJD"), revised_prompt: 'a "quoted" prompt\n' },
-      { b64_json: "REVG" },
-      { url: "http://hub/files/images/x.png?expires=1&signature=a" },
+      // mimeType is for AIGNE's reply: the OpenAI one below must not carry it.
+      { b64_json: Buffer.from("QUJD"), revised_prompt: 'a "quoted" prompt\n', mimeType: PNG },
+      { b64_json: "REVG", mimeType: PNG },
+      { url: "http://hub/files/images/x.png?expires=1&signature=a", mimeType: PNG },
     ];
     const usage = { input_tokens: 1, output_tokens: 2, total_tokens: 3 };
     assert.deepEqual(replyOf({ data, usage }), {
@@ -33,7 +36,7 @@ describe("imageReplyPieces", () => {
   });
 
   it("escapes string base64 it did not cut itself", () => {
-    const reply = replyOf({ data: [{ b64_json: 'QU"}],"x":"' }] }) as {
+    const reply = replyOf({ data: [{ b64_json: 'QU"}],"x":"', mimeType: PNG }] }) as {
       data: Array<{ b64_json: string }>;
     };
     assert.equal(reply.data[0]?.b64_json, 'QU"}],"x":"');

@@ -52,6 +52,7 @@ const IMAGE_STATUSES = [
   "402",
   "403",
   "404",
+  "409",
   "410",
   "413",
   "415",
@@ -170,6 +171,8 @@ describe("the OpenAPI document", () => {
       assert.ok(item?.b64_json && item.url, `${path}: b64_json and url items`);
       assert.ok(schema?.properties?.usage?.properties?.total_tokens, `${path}: usage`);
       assert.deepEqual(Object.keys(success?.headers ?? {}).sort(), [
+        "Idempotent-Replayed",
+        "X-Image-Hub-Idempotency",
         "X-Image-Hub-Model",
         "X-Image-Hub-Partial",
         "X-Image-Hub-Record-Id",

@@ -435,7 +435,7 @@ describe("delivery", () => {
       signal(),
     );
     assert.deepEqual(encoded.data, [
-      { b64_json: jpeg.toString("base64"), revised_prompt: "a fox" },
+      { b64_json: jpeg.toString("base64"), revised_prompt: "a fox", mimeType: "image/jpeg" },
     ]);
 
     const url = harness({ google: fakeProvider("google", bytesResult) });
@@ -445,6 +445,7 @@ describe("delivery", () => {
       signal(),
     );
     assert.equal(linked.data[0]?.revised_prompt, "a fox");
+    assert.equal(linked.data[0]?.mimeType, "image/jpeg", "AIGNE's reply names each image's type");
     assert.equal(url.hosted[0]?.bytes, jpeg);
     assert.equal(url.hosted[0]?.mimeType, "image/jpeg");
   });
