@@ -7,8 +7,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
@@ -17,6 +15,7 @@ import { AIGNE, type ImageModelOutput } from "@aigne/core";
 import sharp from "sharp";
 import { issueKey } from "../../src/auth/issue.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
+import { type ImageServer, startImageServer } from "../helpers/image-server.ts";
 import {
   OPENAI_SHUT_DOWN_MODELS,
   type OpenAISimulator,
@@ -25,9 +24,7 @@ import {
 
 let sim: OpenAISimulator;
 let hub: TestHub;
-let imageServer: Server;
-let imageServerUrl: string;
-let imageServerHits = 0;
+let images: ImageServer;
 let inputPng: Buffer;
 /** A key with credit, so charges show in its balance. */
 let paying: { id: string; key: string };
@@ -76,22 +73,8 @@ async function rejection(action: () => Promise<unknown>): Promise<Error> {
 before(async () => {
   // As OpenAI is today: gpt-image-1, the client's default, is shut down.
   sim = await startOpenAISimulator({ shutDown: OPENAI_SHUT_DOWN_MODELS });
-  inputPng = await sharp({
-    create: { width: 64, height: 48, channels: 4, background: { r: 20, g: 120, b: 200, alpha: 1 } },
-  })
-    .png()
-    .toBuffer();
-  imageServer = createServer((request, response) => {
-    imageServerHits += 1;
-    if (request.url === "/input.png") {
-      response.writeHead(200, { "content-type": "image/png" });
-      response.end(inputPng);
-    } else {
-      response.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => imageServer.listen(0, "127.0.0.1", resolve));
-  imageServerUrl = `http://127.0.0.1:${(imageServer.address() as AddressInfo).port}`;
+  images = await startImageServer();
+  inputPng = images.png;
   hub = await startTestHub({
     OPENAI_API_KEY: sim.apiKey,
     OPENAI_BASE_URL: sim.baseURL,
@@ -107,10 +90,7 @@ before(async () => {
 after(async () => {
   await hub?.close();
   await sim?.close();
-  imageServer?.closeAllConnections();
-  await new Promise<void>((resolve) =>
-    imageServer ? imageServer.close(() => resolve()) : resolve(),
-  );
+  await images?.close();
 });
 
 describe("generating through AIGNEHubImageModel", () => {
@@ -198,13 +178,13 @@ describe("editing through AIGNEHubImageModel", () => {
 
   it("a URL is fetched by the hub when the client passes it on", async () => {
     const before = sim.requests.length;
-    const hits = imageServerHits;
+    const hits = images.hits();
     await generate("gpt-image-2", {
       prompt: "make it green",
-      image: [{ type: "url", url: `${imageServerUrl}/input.png` }],
+      image: [{ type: "url", url: `${images.url}/input.png` }],
       modelOptions: { preferInputFileType: "url" },
     });
-    assert.equal(imageServerHits, hits + 1, "the hub fetched the URL, once");
+    assert.equal(images.hits(), hits + 1, "the hub fetched the URL, once");
     const [edit] = imageCalls(before, "edits");
     assert.ok(edit?.form?.files[0], "the simulator received the fetched image");
     assert.deepEqual(await dimensionsOf(edit.form.files[0].bytes), { width: 64, height: 48 });

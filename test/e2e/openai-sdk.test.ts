@@ -4,13 +4,12 @@
  * a small local server (allowed by IMAGE_FETCH_ALLOW_CIDRS).
  */
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import OpenAI, { toFile } from "openai";
 import type { ImageGenerateParamsNonStreaming } from "openai/resources/images";
 import sharp from "sharp";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
+import { type ImageServer, startImageServer } from "../helpers/image-server.ts";
 import { type GoogleSimulator, startGoogleSimulator } from "../sim/google.ts";
 import { type OpenAISimulator, type RecordedRequest, startOpenAISimulator } from "../sim/openai.ts";
 
@@ -18,9 +17,8 @@ let sim: OpenAISimulator;
 let gsim: GoogleSimulator;
 let hub: TestHub;
 let client: OpenAI;
-let imageServer: Server;
+let images: ImageServer;
 let imageServerUrl: string;
-let imageServerHits = 0;
 let inputPng: Buffer;
 
 async function dimensionsOf(bytes: Buffer): Promise<{ width: number; height: number }> {
@@ -80,22 +78,9 @@ async function sdkError(
 before(async () => {
   sim = await startOpenAISimulator();
   gsim = await startGoogleSimulator();
-  inputPng = await sharp({
-    create: { width: 64, height: 48, channels: 4, background: { r: 200, g: 30, b: 90, alpha: 1 } },
-  })
-    .png()
-    .toBuffer();
-  imageServer = createServer((request, response) => {
-    imageServerHits += 1;
-    if (request.url === "/input.png") {
-      response.writeHead(200, { "content-type": "image/png" });
-      response.end(inputPng);
-    } else {
-      response.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve) => imageServer.listen(0, "127.0.0.1", resolve));
-  imageServerUrl = `http://127.0.0.1:${(imageServer.address() as AddressInfo).port}`;
+  images = await startImageServer();
+  inputPng = images.png;
+  imageServerUrl = images.url;
   hub = await startTestHub({
     OPENAI_API_KEY: sim.apiKey,
     OPENAI_BASE_URL: sim.baseURL,
@@ -110,10 +95,7 @@ after(async () => {
   await hub?.close();
   await sim?.close();
   await gsim?.close();
-  imageServer?.closeAllConnections();
-  await new Promise<void>((resolve) =>
-    imageServer ? imageServer.close(() => resolve()) : resolve(),
-  );
+  await images?.close();
 });
 
 describe("base URLs", () => {
@@ -521,7 +503,7 @@ describe("edits", () => {
 
   it("edits through JSON with an http URL the hub fetches", async () => {
     const from = sim.requests.length;
-    const hits = imageServerHits;
+    const hits = images.hits();
     const body: ImageGenerateParamsNonStreaming & { image: string } = {
       model: "gpt-image-1",
       prompt: "add a scarf",
@@ -530,7 +512,7 @@ describe("edits", () => {
     };
     const result = await client.images.generate(body);
     assert.equal(result.data?.length, 1);
-    assert.equal(imageServerHits, hits + 1);
+    assert.equal(images.hits(), hits + 1);
     const [call] = upstreamCalls(from, "edits");
     const file = call?.form?.files.find((item) => item.field === "image[]");
     assert.ok(file?.bytes.equals(inputPng));
