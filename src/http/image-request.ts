@@ -198,7 +198,7 @@ function abortOnDisconnect(
 }
 
 /** The headers every image reply carries, from its generation. */
-export function resultHeaders(
+function resultHeaders(
   result: GenerationResult,
   moreWarnings: readonly string[] = [],
 ): Record<string, string> {
@@ -243,6 +243,6 @@ function send(reply: FastifyReply, toSend: ReplyToSend): FastifyReply {
 }
 
 /** Header values must be visible ASCII; warnings may quote an upstream's words in any script. */
-export function headerSafe(text: string): string {
+function headerSafe(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, "?").slice(0, 2000);
 }

@@ -31,7 +31,7 @@ import { type FormLimits, formLimitsOfApp, readMultipartEdit } from "./multipart
 
 const PREFIXES = ["/api", "/v1"] as const;
 
-/** The headers of an image reply (`sendResult`), for the document. */
+/** The headers of an image reply (http/image-request.ts), for the document. */
 const ImageReplyHeaders = {
   "X-Image-Hub-Model": Type.String({
     description: "The model that served the request: a retired model's successor, say.",
@@ -50,7 +50,7 @@ const ImageReplyHeaders = {
   ...IdempotencyReplyHeaders,
 };
 
-/** The reply is written as bytes (`sendResult`), so this schema describes it and strips nothing. */
+/** The reply is written as bytes (http/image-request.ts), so this schema describes it and strips nothing. */
 const ImageReply = {
   ...ImageResponse,
   description:

@@ -289,6 +289,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         {
           recordId: refusedByLimits ? null : recordId,
           keyId: principal.keyId,
+          app: record.app,
           requestedModel: record.requestedModel ?? record.model,
           model: record.model,
           n: record.imagesRequested,
