@@ -39,6 +39,12 @@ export interface ProviderCall {
   mask: InputImage | undefined;
   /** The end user the client named, passed on where the upstream takes it (abuse monitoring). */
   user: string | undefined;
+  /**
+   * Vendor options beyond OpenAI's (`negative_prompt`, `seed`, `aspect_ratio`, `steps`, …), by
+   * the vendor's own names, as the client sent them in `extra`; only those the catalog declares
+   * for the model reach here. Undefined when none.
+   */
+  extra: Readonly<Record<string, unknown>> | undefined;
   signal: AbortSignal;
   /** This call's time budget (the model's, see the catalog); the provider's default if unset. */
   timeoutMs?: number;

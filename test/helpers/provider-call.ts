@@ -19,6 +19,7 @@ export function providerCall(overrides: Partial<ProviderCall> = {}): ProviderCal
     images: [],
     mask: undefined,
     user: undefined,
+    extra: undefined,
     signal: new AbortController().signal,
     ...overrides,
   };
