@@ -116,7 +116,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const registry = createProviderRegistry({
     db,
     vault,
-    env: config,
+    instances: config.providerInstances,
     // Calls name their model's budget; this is only for a call that names none.
     timeoutMs: config.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
     maxReplyBytes: config.maxUpstreamReplyBytes,

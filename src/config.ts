@@ -3,6 +3,7 @@
  * (DESIGN.md, README.md): operators and tests rely on them.
  */
 import path from "node:path";
+import { instancesFromEnv, type ProviderInstance } from "./credentials/instances.ts";
 
 export interface Config {
   port: number;
@@ -22,6 +23,8 @@ export interface Config {
   modelListRefreshMs: number;
   openai: { apiKey: string | undefined; baseURL: string };
   gemini: { apiKey: string | undefined; baseURL: string };
+  /** Every provider instance the environment configures, openai and google included. */
+  providerInstances: ProviderInstance[];
   /** Secret for signing hosted-image URLs; when unset, one is kept in `dataDir`. */
   urlSigningSecret: string | undefined;
   imageUrlTtlSeconds: number;
@@ -88,6 +91,7 @@ export function loadConfig(env: Env = process.env): Config {
         text(env, "GEMINI_BASE_URL") ?? "https://generativelanguage.googleapis.com",
       ),
     },
+    providerInstances: instancesFromEnv(env),
     urlSigningSecret: text(env, "URL_SIGNING_SECRET"),
     imageUrlTtlSeconds: integer(env, "IMAGE_URL_TTL_SECONDS", 3600, { min: 60, max: 7 * 86400 }),
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 64 * 1024 * 1024, { min: 1024 }),

@@ -22,17 +22,17 @@ import { buildApp } from "./app.ts";
 import { ensureAdminKey } from "./auth/bootstrap.ts";
 import { type Config, loadConfig } from "./config.ts";
 import { cutConnections } from "./http/graceful-close.ts";
-import { MODELS, type ProviderName } from "./images/catalog.ts";
+import { MODELS } from "./images/catalog.ts";
+import { KIND_INFO } from "./providers/kinds.ts";
 import type { Database } from "./storage/db/types.ts";
 
 /** Time for cut requests to record themselves once their connections are gone. */
 const SETTLE_AFTER_CUT_MS = 5_000;
 
-/** The providers in banner order, and the setting that gives each its key (`local` needs none). */
-const PROVIDER_SETTINGS: ReadonlyArray<[ProviderName, string | undefined]> = [
+/** The providers the banner names when they have no credentials, with the setting for a key. */
+const MISSING_HINTS: ReadonlyArray<[string, string]> = [
   ["openai", "OPENAI_API_KEY"],
   ["google", "GEMINI_API_KEY"],
-  ["local", undefined],
 ];
 
 const config = loadConfig();
@@ -139,32 +139,29 @@ async function adminKeyLine(): Promise<string> {
 }
 
 /**
- * The banner's providers line, e.g. `providers: openai (6 built-in models), local (1 built-in
- * model); google: no credentials (GEMINI_API_KEY or POST /api/admin/credentials)`. A provider
- * counts as configured with its environment key or an enabled stored credential, the sources
- * the registry builds it from (credentials/registry.ts); the counts are of the built-in catalog,
- * since the models operators add or hide are GET /api/models's to list.
+ * The banner's providers line, e.g. `providers: openai (2 built-in models), localai (0 built-in
+ * models), local (1 built-in model); google: no credentials (GEMINI_API_KEY or POST
+ * /api/admin/credentials)`. A provider counts as configured with its environment key (or none,
+ * for servers that need none) or an enabled stored credential, the sources the registry builds
+ * it from (credentials/registry.ts); the counts are of the built-in catalog, since the models
+ * operators add or hide are GET /api/models's to list. Of the kinds left unconfigured, only
+ * OpenAI's and Google's are named: the README lists the rest.
  */
 async function providersLine(settings: Config, database: Database): Promise<string> {
   const stored = await database.listCredentials();
-  const environmentKey: Record<ProviderName, string | undefined> = {
-    openai: settings.openai.apiKey,
-    google: settings.gemini.apiKey,
-    local: undefined,
-  };
-  const configured: string[] = [];
-  const missing: string[] = [];
-  for (const [provider, setting] of PROVIDER_SETTINGS) {
-    const hasCredential =
-      setting === undefined ||
-      Boolean(environmentKey[provider]) ||
-      stored.some((record) => record.provider === provider && record.disabledAt === null);
-    if (hasCredential) {
-      const count = MODELS.filter((model) => model.provider === provider).length;
-      configured.push(`${provider} (${count} built-in model${count === 1 ? "" : "s"})`);
-    } else {
-      missing.push(`${provider}: no credentials (${setting} or POST /api/admin/credentials)`);
-    }
+  const configured = new Set<string>();
+  for (const instance of settings.providerInstances) {
+    if (instance.apiKey || KIND_INFO[instance.kind].keyOptional) configured.add(instance.id);
   }
-  return `  providers: ${[configured.join(", "), ...missing].join("; ")}`;
+  for (const record of stored) if (record.disabledAt === null) configured.add(record.provider);
+  configured.add("local");
+  const counted = [...configured].map((provider) => {
+    const count = MODELS.filter((model) => model.provider === provider).length;
+    return `${provider} (${count} built-in model${count === 1 ? "" : "s"})`;
+  });
+  const missing = MISSING_HINTS.filter(([provider]) => !configured.has(provider)).map(
+    ([provider, setting]) =>
+      `${provider}: no credentials (${setting} or POST /api/admin/credentials)`,
+  );
+  return `  providers: ${[counted.join(", "), ...missing].join("; ")}`;
 }

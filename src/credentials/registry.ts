@@ -30,17 +30,22 @@ import type { Dispatcher } from "undici";
 import { HubError, isHubError, upstreamFailed, upstreamRateLimited } from "../errors.ts";
 import type { ProviderName } from "../images/catalog.ts";
 import type { ByteBudget } from "../net/byte-budget.ts";
-import { createGoogleProvider } from "../providers/google.ts";
+import {
+  type InstanceOptions,
+  isProviderKind,
+  KIND_INFO,
+  PROVIDER_KINDS,
+  type ProviderKind,
+} from "../providers/kinds.ts";
 import { createLocalProvider } from "../providers/local.ts";
-import { createOpenAIProvider } from "../providers/openai.ts";
-import type { HttpProviderOptions, ImageProvider, ProviderCall } from "../providers/types.ts";
+import type { ImageProvider, ProviderCall } from "../providers/types.ts";
 import type { Database, ProviderCredentialRecord } from "../storage/db/types.ts";
 import { createCredentialHealth } from "./health.ts";
+import type { ProviderInstance } from "./instances.ts";
 import { maskSecret, type Vault } from "./vault.ts";
 
-/** The providers that take credentials (`local` needs none). */
-export type CredentialProvider = "openai" | "google";
-export const CREDENTIAL_PROVIDERS: readonly CredentialProvider[] = ["openai", "google"];
+/** A provider id that takes credentials: an instance's (`openai`, `xai`, `localai`). */
+export type CredentialProvider = string;
 
 /** A credential as people may see it: never its secret. */
 export interface CredentialView {
@@ -76,11 +81,8 @@ export interface CredentialView {
 export interface ProviderRegistryOptions {
   db: Pick<Database, "listCredentials" | "updateCredential">;
   vault: Pick<Vault, "decrypt">;
-  /** The environment's credentials; `Config` fits as it is. */
-  env: {
-    openai: { apiKey: string | undefined; baseURL: string };
-    gemini: { apiKey: string | undefined; baseURL: string };
-  };
+  /** The instances the environment configures (credentials/instances.ts). */
+  instances: readonly ProviderInstance[];
   /** Upstream time budget for one call, in milliseconds. */
   timeoutMs: number;
   dispatcher?: Dispatcher;
@@ -110,6 +112,12 @@ export interface ProviderRegistry {
   pinned(credentialId: string): ImageProvider | undefined;
   /** Forgets a cool-down or refusal (an admin enabled the credential again). */
   resetHealth(credentialId: string): void;
+  /**
+   * Whether a stored credential of `provider` could be used: an instance the environment
+   * configures, or a kind of that name (whose vendor URL, or the credential's `base_url`, it
+   * calls). Undefined when it can; why not, otherwise.
+   */
+  refusesCredential(provider: string, hasBaseUrl: boolean): string | undefined;
 }
 
 type ListOptions = Parameters<NonNullable<ImageProvider["listModels"]>>[0];
@@ -117,23 +125,19 @@ type ListOptions = Parameters<NonNullable<ImageProvider["listModels"]>>[0];
 interface PoolEntry {
   id: string;
   provider: CredentialProvider;
+  kind: ProviderKind;
   weight: number;
   client: ImageProvider;
   source: CredentialView["source"];
 }
 
 interface State {
-  /** Entries in the weighted rotation (weight > 0). */
-  pools: Record<CredentialProvider, PoolEntry[]>;
+  /** Entries in the weighted rotation (weight > 0), by provider id. */
+  pools: Map<CredentialProvider, PoolEntry[]>;
   /** Every usable entry by id, weight 0 included. */
   entries: Map<string, PoolEntry>;
   views: CredentialView[];
 }
-
-const ENV_SETTING: Record<CredentialProvider, "openai" | "gemini"> = {
-  openai: "openai",
-  google: "gemini",
-};
 
 export function createProviderRegistry(options: ProviderRegistryOptions): ProviderRegistry {
   const random = options.random ?? Math.random;
@@ -147,46 +151,60 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   let generation = 0;
 
   function providerFor(
-    provider: CredentialProvider,
+    kind: ProviderKind,
     apiKey: string,
-    baseURL: string | null,
+    baseURL: string,
+    instanceOptions: InstanceOptions,
   ): ImageProvider {
-    const settings: HttpProviderOptions = {
+    return KIND_INFO[kind].create({
       apiKey,
-      baseURL: baseURL ?? options.env[ENV_SETTING[provider]].baseURL,
+      baseURL,
+      options: instanceOptions,
       dispatcher: options.dispatcher,
       byteBudget: options.byteBudget,
       timeoutMs: options.timeoutMs,
       maxReplyBytes: options.maxReplyBytes,
-    };
-    return provider === "openai" ? createOpenAIProvider(settings) : createGoogleProvider(settings);
+    });
+  }
+
+  /**
+   * What a stored credential adds keys to: the environment's instance of that id, or the kind
+   * of that name at its vendor's URL (a stored `xai` key needs no XAI_API_KEY).
+   */
+  function instanceOf(provider: string): Omit<ProviderInstance, "apiKey"> | undefined {
+    const configured = options.instances.find((instance) => instance.id === provider);
+    if (configured) return configured;
+    if (!isProviderKind(provider) || provider === "local") return undefined;
+    const baseURL = KIND_INFO[provider].defaultBaseURL;
+    return { id: provider, kind: provider, baseURL: baseURL ?? "", options: {} };
   }
 
   function build(records: readonly ProviderCredentialRecord[]): State {
-    const pools: State["pools"] = { openai: [], google: [] };
+    const pools: State["pools"] = new Map();
     const entries = new Map<string, PoolEntry>();
     const views: CredentialView[] = [];
     const add = (entry: PoolEntry) => {
       entries.set(entry.id, entry);
-      if (entry.weight > 0) pools[entry.provider].push(entry);
+      if (entry.weight > 0)
+        pools.set(entry.provider, [...(pools.get(entry.provider) ?? []), entry]);
     };
-    for (const provider of CREDENTIAL_PROVIDERS) {
-      const env = options.env[ENV_SETTING[provider]];
-      if (!env.apiKey) continue;
-      const id = `env:${provider}`;
+    for (const instance of options.instances) {
+      if (!instance.apiKey && !KIND_INFO[instance.kind].keyOptional) continue;
+      const id = `env:${instance.id}`;
       add({
         id,
-        provider,
+        provider: instance.id,
+        kind: instance.kind,
         weight: 1,
-        client: providerFor(provider, env.apiKey, null),
+        client: providerFor(instance.kind, instance.apiKey, instance.baseURL, instance.options),
         source: "environment",
       });
       views.push({
         id,
-        provider,
+        provider: instance.id,
         name: "environment",
-        key: maskSecret(env.apiKey),
-        baseUrl: env.baseURL,
+        key: instance.apiKey ? maskSecret(instance.apiKey) : "(none)",
+        baseUrl: instance.baseURL,
         weight: 1,
         createdAt: null,
         disabled: false,
@@ -200,7 +218,8 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     }
     for (const record of records) {
       const provider = record.provider;
-      if (!isCredentialProvider(provider)) {
+      const instance = instanceOf(provider);
+      if (!instance) {
         warnOnce(record, { credentialId: record.id, provider }, "credential of unknown provider");
         continue;
       }
@@ -214,8 +233,14 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
           add({
             id: record.id,
             provider,
+            kind: instance.kind,
             weight: record.weight,
-            client: providerFor(provider, apiKey, record.baseUrl),
+            client: providerFor(
+              instance.kind,
+              apiKey,
+              record.baseUrl ?? instance.baseURL,
+              instance.options,
+            ),
             source: "database",
           });
         }
@@ -371,7 +396,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         const tried = new Set<string>();
         let lastError: unknown;
         for (;;) {
-          const pool = state.pools[provider];
+          const pool = state.pools.get(provider) ?? [];
           const fresh = pool.filter((entry) => !tried.has(entry.id));
           // A credential whose quarantine has ended goes first, so it comes back soon.
           const entry =
@@ -395,7 +420,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
        * any failure moves on to the next, since a list is the same whoever asks for it.
        */
       async listModels(listOptions: ListOptions) {
-        const pool = state.pools[provider];
+        const pool = state.pools.get(provider) ?? [];
         let lastError: unknown;
         for (const entry of pool) {
           if (health.usability(entry.id) === "blocked" || !entry.client.listModels) continue;
@@ -446,17 +471,22 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     };
   }
 
-  const dispatchers: Record<CredentialProvider, ImageProvider> = {
-    openai: dispatcher("openai"),
-    google: dispatcher("google"),
-  };
-
+  // One dispatcher per provider id for the registry's life; each reads its pool per call.
+  const dispatchers = new Map<CredentialProvider, ImageProvider>();
   const isConfigured = (provider: ProviderName): boolean =>
-    provider === "local" || state.pools[provider].length > 0;
+    provider === "local" || (state.pools.get(provider)?.length ?? 0) > 0;
   const get = (provider: ProviderName): ImageProvider | undefined => {
     if (provider === "local") return local;
-    return isConfigured(provider) ? dispatchers[provider] : undefined;
+    if (!isConfigured(provider)) return undefined;
+    let found = dispatchers.get(provider);
+    if (!found) {
+      found = dispatcher(provider);
+      dispatchers.set(provider, found);
+    }
+    return found;
   };
+  /** Every provider id with a usable credential now, `local` first. */
+  const configuredIds = () => ["local", ...state.pools.keys()];
 
   return {
     get,
@@ -473,22 +503,29 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     resetHealth: (credentialId) => {
       health.reset(credentialId);
     },
-    providers: {
-      get openai() {
-        return get("openai");
-      },
-      get google() {
-        return get("google");
-      },
-      get local() {
-        return get("local");
-      },
+    refusesCredential(provider, hasBaseUrl) {
+      const instance = instanceOf(provider);
+      if (!instance) {
+        const known = options.instances.map((configured) => configured.id);
+        return `no provider '${provider}' on this hub: one of ${[...new Set([...known, ...PROVIDER_KINDS])].filter((id) => id !== "local" && id !== "openai-compatible").join(", ")}`;
+      }
+      if (!instance.baseURL && !hasBaseUrl) {
+        return `a '${provider}' credential needs a base_url (the provider has no default one)`;
+      }
+      return undefined;
     },
+    // A live record over the provider ids (the shape createImageService and model-sync take):
+    // ids come and go as credentials are added and removed, so it is read through at each use.
+    providers: new Proxy({} as Partial<Record<ProviderName, ImageProvider>>, {
+      get: (_target, name) => (typeof name === "string" ? get(name) : undefined),
+      has: (_target, name) => typeof name === "string" && isConfigured(name),
+      ownKeys: () => configuredIds(),
+      getOwnPropertyDescriptor: (_target, name) =>
+        typeof name === "string" && isConfigured(name)
+          ? { enumerable: true, configurable: true, value: get(name) }
+          : undefined,
+    }),
   };
-}
-
-export function isCredentialProvider(value: string): value is CredentialProvider {
-  return (CREDENTIAL_PROVIDERS as readonly string[]).includes(value);
 }
 
 /** 401 and 403: the upstream refused the key (Google's "API key not valid" arrives as 401). */

@@ -21,7 +21,11 @@ import type { AuthHooks } from "./auth.ts";
 const MAX_WEIGHT = 1000;
 
 const CreateCredentialBody = Type.Object({
-  provider: Type.Union([Type.Literal("openai"), Type.Literal("google")]),
+  provider: Type.String({
+    pattern: "^[a-z][a-z0-9-]{0,39}$",
+    description:
+      "The provider id: an instance the environment configures (`openai`, `google`, `xai`, an OpenAI-compatible one), or a provider kind (`xai`, `openrouter`, `stability`, `azure` and `a1111` with a base_url).",
+  }),
   name: Type.String({ minLength: 1, maxLength: 100 }),
   api_key: Type.String({ minLength: 1, maxLength: 1000 }),
   base_url: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
@@ -134,6 +138,12 @@ export function registerCredentialRoutes(
       },
     },
     async (request, reply) => {
+      const refusal = registry.refusesCredential(
+        request.body.provider,
+        request.body.base_url !== undefined,
+      );
+      if (refusal)
+        throw invalidRequest(`Invalid 'provider': ${refusal}.`, "provider", "unknown_provider");
       const record = await storeCredential(db, vault, request.body, clock());
       await registry.reload();
       request.log.info(

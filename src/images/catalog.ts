@@ -13,7 +13,11 @@ import type { OutputFormat } from "../providers/types.ts";
 import type { ModelFieldValues } from "./model-definition.ts";
 import { specFromFields } from "./model-fields.ts";
 
-export type ProviderName = "openai" | "google" | "local";
+/**
+ * The provider instance that serves a model: `openai`, `google`, `local`, `xai`, or an
+ * operator's own (`localai`); see credentials/instances.ts.
+ */
+export type ProviderName = string;
 
 /** Sizes a model takes: a fixed list, or a rule for models that take any WxH within bounds. */
 export type SizeRule =
@@ -100,11 +104,9 @@ export const MODELS: readonly ModelSpec[] = BUILT_IN_DEFINITIONS.map((row) =>
   specFromFields(row, "built-in"),
 );
 
-const PROVIDER_PREFIXES: Record<ProviderName, readonly string[]> = {
-  openai: ["openai"],
-  google: ["google", "gemini"],
-  local: ["local"],
-};
+/** The prefixes of `provider/model` names: the provider id, and Google's other name. */
+const prefixesOf = (provider: ProviderName): readonly string[] =>
+  provider === "google" ? ["google", "gemini"] : [provider];
 
 export interface Catalog {
   readonly models: readonly ModelSpec[];
@@ -124,7 +126,7 @@ export function createCatalog(
     const names = [model.id, ...model.aliases];
     for (const name of names) {
       byName.set(name, model);
-      for (const prefix of PROVIDER_PREFIXES[model.provider]) {
+      for (const prefix of prefixesOf(model.provider)) {
         if (!name.startsWith(`${prefix}/`)) byName.set(`${prefix}/${name}`, model);
       }
     }

@@ -112,7 +112,11 @@ export const ModelFields = Type.Object(
       }),
     ),
     provider: Type.Optional(
-      Type.Union([Type.Literal("openai"), Type.Literal("google"), Type.Literal("local")]),
+      Type.String({
+        pattern: "^[a-z][a-z0-9-]{0,39}$",
+        description:
+          "The provider instance that serves it: `openai`, `google`, `local`, `xai`, `azure`, `openrouter`, `stability`, `a1111`, or an OpenAI-compatible instance's id.",
+      }),
     ),
     upstream_model: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     description: Type.Optional(Type.String({ maxLength: 500 })),

@@ -63,8 +63,8 @@ export function checkTokenPriceTarget(model: ModelSpec): void {
  * Whether the model's upstream reports the tokens a call used. The local placeholder makes no
  * upstream call; DALL·E answers without `usage`; Imagen (`:predict`) without `usageMetadata`
  * (providers/google.ts routes `imagen-*` ids there). GPT image models and Gemini report them.
- * A model defined by an admin on another upstream id is assumed to, as OpenAI-compatible
- * servers may.
+ * xAI, Stability and AUTOMATIC1111 answer without token counts. A model on any other provider
+ * (OpenRouter, Azure, an OpenAI-compatible server) is assumed to report them, as they may.
  */
 function reportsTokenUsage(model: ModelSpec): boolean {
   switch (model.provider) {
@@ -74,6 +74,13 @@ function reportsTokenUsage(model: ModelSpec): boolean {
       return !model.upstreamId.startsWith("dall-e-");
     case "google":
       return !model.upstreamId.startsWith("imagen-");
+    // Billed per image by their vendors, with no token counts in the reply.
+    case "xai":
+    case "stability":
+    case "a1111":
+      return false;
+    default:
+      return true;
   }
 }
 

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import type { ProviderInstance } from "../../src/credentials/instances.ts";
 import {
   createProviderRegistry,
   type ProviderRegistry,
@@ -19,10 +20,16 @@ import { type OpenAISimulator, startOpenAISimulator } from "../sim/openai.ts";
 const KEY_A = "sk-sim-key-a-0123456789abcdef";
 const KEY_B = "sk-sim-key-b-0123456789abcdef";
 const KEY_C = "sk-sim-key-c-0123456789abcdef";
-const NO_ENV = {
-  openai: { apiKey: undefined, baseURL: "http://127.0.0.1:9/v1" },
-  gemini: { apiKey: undefined, baseURL: "http://127.0.0.1:9" },
-};
+/** The environment's instances, keyless, at an address nothing answers. */
+const NO_ENV: ProviderInstance[] = [
+  { id: "openai", kind: "openai", apiKey: "", baseURL: "http://127.0.0.1:9/v1", options: {} },
+  { id: "google", kind: "google", apiKey: "", baseURL: "http://127.0.0.1:9", options: {} },
+];
+
+/** The environment's OpenAI instance at `baseURL`, with OPENAI_API_KEY `apiKey` (or none). */
+function openaiAt(baseURL: string, apiKey: string | undefined): ProviderInstance {
+  return { id: "openai", kind: "openai", apiKey: apiKey ?? "", baseURL, options: {} };
+}
 
 const vault = createVault("registry-test-master-key");
 let dataDir: string;
@@ -86,7 +93,7 @@ function gridRandom(calls: number): () => number {
 }
 
 function registryOf(options: Partial<ProviderRegistryOptions> = {}): ProviderRegistry {
-  return createProviderRegistry({ db, vault, env: NO_ENV, timeoutMs: 10_000, ...options });
+  return createProviderRegistry({ db, vault, instances: NO_ENV, timeoutMs: 10_000, ...options });
 }
 
 async function callMany(registry: ProviderRegistry, calls: number): Promise<void> {
@@ -107,7 +114,7 @@ function callsTo(sim: OpenAISimulator): number {
 describe("createProviderRegistry", () => {
   it("serves the environment credential alone, and local always", async () => {
     const registry = registryOf({
-      env: { ...NO_ENV, openai: { apiKey: KEY_A, baseURL: sims.a.baseURL } },
+      instances: [openaiAt(sims.a.baseURL, KEY_A)],
     });
     await registry.reload();
     assert.equal(registry.isConfigured("openai"), true);
@@ -167,7 +174,7 @@ describe("createProviderRegistry", () => {
     const stored = await store(sims.c, { weight: 1 });
     const calls = 20;
     const registry = registryOf({
-      env: { ...NO_ENV, openai: { apiKey: KEY_A, baseURL: sims.a.baseURL } },
+      instances: [openaiAt(sims.a.baseURL, KEY_A)],
       random: gridRandom(calls),
     });
     await registry.reload();
@@ -186,7 +193,7 @@ describe("createProviderRegistry", () => {
   it("uses the environment's base URL for a stored credential without one", async () => {
     await store(sims.a, { baseUrl: null });
     const registry = registryOf({
-      env: { ...NO_ENV, openai: { apiKey: undefined, baseURL: sims.a.baseURL } },
+      instances: [openaiAt(sims.a.baseURL, undefined)],
     });
     await registry.reload();
     await callMany(registry, 2);
@@ -343,7 +350,7 @@ describe("createProviderRegistry", () => {
       const warnings: Record<string, unknown>[] = [];
       const registry = registryOf({
         // The environment's credential is asked first: B's simulator refuses A's key.
-        env: { ...NO_ENV, openai: { apiKey: KEY_A, baseURL: sims.b.baseURL } },
+        instances: [openaiAt(sims.b.baseURL, KEY_A)],
         log: { warn: (details) => warnings.push(details) },
       });
       await registry.reload();

@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import Fastify, { type FastifyInstance, type InjectOptions } from "fastify";
 import { issueKey } from "../../src/auth/issue.ts";
 import { createAuthenticator } from "../../src/auth/principal.ts";
+import { instancesFromEnv } from "../../src/credentials/instances.ts";
 import { createProviderRegistry, type ProviderRegistry } from "../../src/credentials/registry.ts";
 import { createVault } from "../../src/credentials/vault.ts";
 import { registerCredentialRoutes } from "../../src/http/admin-credentials.ts";
@@ -48,10 +49,10 @@ async function buildTestApp(
   const registry = createProviderRegistry({
     db,
     vault,
-    env: {
-      openai: { apiKey: envOpenAIKey ?? undefined, baseURL: "http://127.0.0.1:9/v1" },
-      gemini: { apiKey: undefined, baseURL: "https://generativelanguage.googleapis.com" },
-    },
+    instances: instancesFromEnv({
+      OPENAI_API_KEY: envOpenAIKey ?? undefined,
+      OPENAI_BASE_URL: "http://127.0.0.1:9/v1",
+    }),
     timeoutMs: 10_000,
   });
   await registry.reload();

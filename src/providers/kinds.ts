@@ -1,0 +1,114 @@
+/**
+ * Provider kinds: each upstream API the hub speaks, with the module that speaks it. A provider
+ * *instance* (credentials/instances.ts) is one kind at one base URL with its own credentials:
+ * two OpenAI-compatible servers, or OpenAI direct and an Azure deployment, side by side. The
+ * catalog's models name the instance that serves them; this table turns an instance into an
+ * `ImageProvider`.
+ */
+import { createGoogleProvider, GOOGLE_DEFAULT_BASE_URL } from "./google.ts";
+import { createLocalProvider } from "./local.ts";
+import { createOpenAIProvider } from "./openai.ts";
+import type { HttpProviderOptions, ImageProvider } from "./types.ts";
+
+export const PROVIDER_KINDS = [
+  "openai",
+  "google",
+  "local",
+  "xai",
+  "azure",
+  "openrouter",
+  "stability",
+  "a1111",
+  "openai-compatible",
+] as const;
+
+export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+
+export function isProviderKind(value: unknown): value is ProviderKind {
+  return typeof value === "string" && (PROVIDER_KINDS as readonly string[]).includes(value);
+}
+
+/** What an instance may set beyond its key and base URL; each kind reads its own fields. */
+export interface InstanceOptions {
+  /** Azure: the `api-version` query parameter. */
+  apiVersion?: string;
+  /** AUTOMATIC1111: `user:pass` for its `--api-auth`. */
+  basicAuth?: string;
+  /** OpenAI-compatible: a named preset of quirks (providers/openai-compatible.ts). */
+  preset?: string;
+}
+
+export interface ProviderSettings extends HttpProviderOptions {
+  options: InstanceOptions;
+}
+
+interface KindInfo {
+  /** For people: the banner, the model list's `providerDisplayName`. */
+  displayName: string;
+  /** The vendor's base URL; undefined where every instance must give its own. */
+  defaultBaseURL: string | undefined;
+  /** Whether an instance is usable without an API key (a local server). */
+  keyOptional: boolean;
+  create(settings: ProviderSettings): ImageProvider;
+}
+
+const unavailable = (kind: string) => (): ImageProvider => {
+  throw new Error(`The ${kind} provider kind is not built into this hub yet.`);
+};
+
+export const KIND_INFO: Record<ProviderKind, KindInfo> = {
+  openai: {
+    displayName: "OpenAI",
+    defaultBaseURL: "https://api.openai.com/v1",
+    keyOptional: false,
+    create: createOpenAIProvider,
+  },
+  google: {
+    displayName: "Google",
+    defaultBaseURL: GOOGLE_DEFAULT_BASE_URL,
+    keyOptional: false,
+    create: createGoogleProvider,
+  },
+  local: {
+    displayName: "image-hub",
+    defaultBaseURL: undefined,
+    keyOptional: true,
+    create: () => createLocalProvider(),
+  },
+  xai: {
+    displayName: "xAI",
+    defaultBaseURL: "https://api.x.ai/v1",
+    keyOptional: false,
+    create: unavailable("xai"),
+  },
+  azure: {
+    displayName: "Azure OpenAI",
+    defaultBaseURL: undefined,
+    keyOptional: false,
+    create: unavailable("azure"),
+  },
+  openrouter: {
+    displayName: "OpenRouter",
+    defaultBaseURL: "https://openrouter.ai/api/v1",
+    keyOptional: false,
+    create: unavailable("openrouter"),
+  },
+  stability: {
+    displayName: "Stability AI",
+    defaultBaseURL: "https://api.stability.ai",
+    keyOptional: false,
+    create: unavailable("stability"),
+  },
+  a1111: {
+    displayName: "AUTOMATIC1111",
+    defaultBaseURL: undefined,
+    keyOptional: true,
+    create: unavailable("a1111"),
+  },
+  "openai-compatible": {
+    displayName: "OpenAI-compatible",
+    defaultBaseURL: undefined,
+    keyOptional: true,
+    create: unavailable("openai-compatible"),
+  },
+};
