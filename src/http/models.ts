@@ -117,6 +117,7 @@ export function describeModel(model: ModelSpec) {
     max_input_images: model.maxInputImages,
     output_formats: model.outputFormats,
     response_formats: ["url", "b64_json"],
+    extra_options: model.extraOptions,
   };
 }
 

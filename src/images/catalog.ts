@@ -10,6 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { OutputFormat } from "../providers/types.ts";
+import type { ExtraOption } from "./extra-options.ts";
 import type { ModelFieldValues } from "./model-definition.ts";
 import { specFromFields } from "./model-fields.ts";
 
@@ -71,6 +72,8 @@ export interface ModelSpec {
   background: boolean;
   /** Whether `moderation` (low/auto) applies. */
   moderation: boolean;
+  /** Vendor options the model takes in a request's `extra`, by name (images/extra-options.ts). */
+  extraOptions: Readonly<Record<string, ExtraOption>>;
   /** `ai` for real models; `placeholder` for the offline test pattern. */
   kind: "ai" | "placeholder";
   /** The day the provider shuts the model down (`YYYY-MM-DD`), as known here; null if none. */

@@ -481,7 +481,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       images,
       mask,
       user: job.user,
-      extra: undefined,
+      extra: job.extra,
       signal,
       // What is left of the budget: a retry never gets more time than the first try had.
       timeoutMs: Math.max(1, Math.round(budgetEndsAt - performance.now())),

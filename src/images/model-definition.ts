@@ -4,8 +4,10 @@
  * every other part reads. One shape and one set of checks, so a model an operator adds is held
  * to the rules of the ones shipped. Field names are the API's (snake_case).
  */
+
 import { Ajv, type ValidateFunction } from "ajv";
 import { type Static, type TSchema, Type } from "typebox";
+import { ExtraOptions } from "./extra-options.ts";
 import { MAX_PROMPT_LENGTH } from "./schema.ts";
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -141,6 +143,7 @@ export const ModelFields = Type.Object(
     compression: Type.Optional(Type.Boolean()),
     background: Type.Optional(Type.Boolean()),
     moderation: Type.Optional(Type.Boolean()),
+    extra_options: Type.Optional(ExtraOptions),
     timeout_ms: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
     price: Type.Optional(PriceFields),
     aliases: Type.Optional(Type.Array(ModelName, { maxItems: 20 })),

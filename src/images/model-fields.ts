@@ -65,6 +65,7 @@ export function specFromFields(fields: ModelFieldValues, origin: ModelSpec["orig
     compression: fields.compression ?? false,
     background: fields.background ?? false,
     moderation: fields.moderation ?? false,
+    extraOptions: fields.extra_options ?? {},
     kind: fields.kind ?? "ai",
     shutdownDate: fields.shutdown_date ?? null,
     successor: fields.successor ?? null,
@@ -109,6 +110,7 @@ export function fieldsOfSpec(spec: ModelSpec): Required<Omit<ModelFieldValues, "
     compression: spec.compression,
     background: spec.background,
     moderation: spec.moderation,
+    extra_options: { ...spec.extraOptions },
     timeout_ms: spec.timeoutMs,
     aliases: [...spec.aliases],
     status: spec.declaredStatus,
@@ -138,6 +140,7 @@ export const CAPABILITY_FIELDS = [
   "compression",
   "background",
   "moderation",
+  "extra_options",
   "timeout_ms",
 ] as const satisfies readonly (keyof ModelFieldValues)[];
 

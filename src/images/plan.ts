@@ -6,9 +6,11 @@
  * becomes a warning and is not sent; anything that would change what the client gets (a size,
  * an edit, a transparent background) is a 400 naming the parameter.
  */
+
 import { invalidRequest, modelNotFound } from "../errors.ts";
 import type { OutputFormat } from "../providers/types.ts";
 import type { Catalog, ModelSpec, ProviderName, SizeRule } from "./catalog.ts";
+import { checkExtra } from "./extra-options.ts";
 import type { Serving } from "./lifecycle.ts";
 import { sizeAllowed } from "./model-fields.ts";
 import type { ImageGenerationRequest } from "./schema.ts";
@@ -51,6 +53,8 @@ export interface ImageJob {
   moderation: "low" | "auto" | undefined;
   responseFormat: "url" | "b64_json";
   user: string | undefined;
+  /** Vendor options the model declares, as the client sent them (images/extra-options.ts). */
+  extra: Readonly<Record<string, unknown>> | undefined;
   images: ImageSource[];
   mask: ImageSource | undefined;
   warnings: string[];
@@ -135,6 +139,7 @@ function planFor(model: ModelSpec, request: ImageJobRequest, requestedModel: str
     moderation: model.moderation ? request.moderation : undefined,
     responseFormat: request.response_format ?? "url",
     user: request.user,
+    extra: checkExtra(model, request.extra as Readonly<Record<string, unknown>> | undefined),
     images,
     mask: request.mask,
     warnings,

@@ -69,6 +69,17 @@ const requestFields = {
   output_compression: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
   moderation: Type.Optional(Type.Union([Type.Literal("low"), Type.Literal("auto")])),
   user: Type.Optional(Type.String({ maxLength: 256 })),
+  extra: Type.Optional(
+    Type.Object(
+      {},
+      {
+        additionalProperties: true,
+        maxProperties: 30,
+        description:
+          "Vendor options beyond OpenAI's, by the vendor's names (negative_prompt, seed, steps, …): only those the model declares (`extra_options` in GET /api/models); others are refused.",
+      },
+    ),
+  ),
   stream: Type.Optional(Type.Boolean({ description: "Streaming is not supported: false only." })),
 };
 

@@ -55,12 +55,21 @@ export function substituteJob(
     style = undefined;
   }
 
+  // The named model's vendor options mean nothing to another model: not sent, and said so.
+  const dropped = Object.keys(request.extra ?? {}).filter((name) => !successor.extraOptions[name]);
+  if (dropped.length > 0) {
+    notes.push(`${successor.id} does not take ${dropped.join(", ")} in extra; not sent.`);
+  }
+  const extra = Object.fromEntries(
+    Object.entries(request.extra ?? {}).filter(([name]) => !dropped.includes(name)),
+  );
   const successorRequest: ImageJobRequest = {
     ...request,
     model: successor.id,
     size: size ?? "auto",
     quality,
     style,
+    extra,
   };
   let planned: ImageJob;
   try {

@@ -663,12 +663,13 @@ describe("the shape of the JSON", () => {
 
   it("refuses an unknown field by name, as OpenAI does, however large it is", async () => {
     const huge = `[${Array(50_000).fill('"x"').join(",")}]`;
-    const reply = await sendJson(`{"model":"${MODEL}","prompt":"x","extra":${huge}}`);
+    // `extras`, not `extra`: that one is the hub's (vendor options).
+    const reply = await sendJson(`{"model":"${MODEL}","prompt":"x","extras":${huge}}`);
     assertRefused(reply, {
       status: 400,
       code: "unknown_parameter",
-      param: "extra",
-      message: /Unknown parameter: 'extra'/,
+      param: "extras",
+      message: /Unknown parameter: 'extras'/,
     });
   });
 
