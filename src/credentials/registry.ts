@@ -117,7 +117,7 @@ export interface ProviderRegistry {
    * configures, or a kind of that name (whose vendor URL, or the credential's `base_url`, it
    * calls). Undefined when it can; why not, otherwise.
    */
-  refusesCredential(provider: string, hasBaseUrl: boolean): string | undefined;
+  refusesCredential(provider: string, hasBaseUrl: boolean, kind?: string): string | undefined;
 }
 
 type ListOptions = Parameters<NonNullable<ImageProvider["listModels"]>>[0];
@@ -168,12 +168,28 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   }
 
   /**
-   * What a stored credential adds keys to: the environment's instance of that id, or the kind
-   * of that name at its vendor's URL (a stored `xai` key needs no XAI_API_KEY).
+   * What a stored credential adds keys to: the environment's instance of that id, the kind of
+   * that name at its vendor's URL (a stored `xai` key needs no XAI_API_KEY), or, for a
+   * credential that names its own kind, an instance of its own (an admin's server).
    */
-  function instanceOf(provider: string): Omit<ProviderInstance, "apiKey"> | undefined {
+  function instanceOf(
+    provider: string,
+    record?: Pick<ProviderCredentialRecord, "kind" | "options" | "baseUrl">,
+  ): Omit<ProviderInstance, "apiKey"> | undefined {
     const configured = options.instances.find((instance) => instance.id === provider);
     if (configured) return configured;
+    if (record?.kind && isProviderKind(record.kind) && record.kind !== "local") {
+      const instanceOptions: InstanceOptions = {
+        apiVersion: record.options?.api_version,
+        preset: record.options?.preset,
+      };
+      return {
+        id: provider,
+        kind: record.kind,
+        baseURL: record.baseUrl ?? KIND_INFO[record.kind].defaultBaseURL ?? "",
+        options: instanceOptions,
+      };
+    }
     if (!isProviderKind(provider) || provider === "local") return undefined;
     const baseURL = KIND_INFO[provider].defaultBaseURL;
     return { id: provider, kind: provider, baseURL: baseURL ?? "", options: {} };
@@ -218,7 +234,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     }
     for (const record of records) {
       const provider = record.provider;
-      const instance = instanceOf(provider);
+      const instance = instanceOf(provider, record);
       if (!instance) {
         warnOnce(record, { credentialId: record.id, provider }, "credential of unknown provider");
         continue;
@@ -239,7 +255,10 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
               instance.kind,
               apiKey,
               record.baseUrl ?? instance.baseURL,
-              instance.options,
+              // AUTOMATIC1111's "key" is its --api-auth user:pass, kept encrypted like any key.
+              instance.kind === "a1111"
+                ? { ...instance.options, basicAuth: apiKey }
+                : instance.options,
             ),
             source: "database",
           });
@@ -503,11 +522,17 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     resetHealth: (credentialId) => {
       health.reset(credentialId);
     },
-    refusesCredential(provider, hasBaseUrl) {
-      const instance = instanceOf(provider);
+    refusesCredential(provider, hasBaseUrl, kind) {
+      const instance = instanceOf(
+        provider,
+        kind ? { kind, options: null, baseUrl: null } : undefined,
+      );
       if (!instance) {
         const known = options.instances.map((configured) => configured.id);
         return `no provider '${provider}' on this hub: one of ${[...new Set([...known, ...PROVIDER_KINDS])].filter((id) => id !== "local" && id !== "openai-compatible").join(", ")}`;
+      }
+      if (kind && instance.kind !== kind) {
+        return `'${provider}' is a ${instance.kind} provider here, not ${kind}`;
       }
       if (!instance.baseURL && !hasBaseUrl) {
         return `a '${provider}' credential needs a base_url (the provider has no default one)`;

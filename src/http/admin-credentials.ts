@@ -15,6 +15,7 @@ import type {
 import { maskSecret, masterKeyRequired, type Vault } from "../credentials/vault.ts";
 import { HubError, invalidRequest } from "../errors.ts";
 import { adminErrorResponses, BODY_ERROR_STATUSES } from "../images/schema.ts";
+import { PROVIDER_KINDS } from "../providers/kinds.ts";
 import type { Database, ProviderCredentialRecord } from "../storage/db/types.ts";
 import type { AuthHooks } from "./auth.ts";
 
@@ -30,6 +31,28 @@ const CreateCredentialBody = Type.Object({
   api_key: Type.String({ minLength: 1, maxLength: 1000 }),
   base_url: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
   weight: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_WEIGHT })),
+  kind: Type.Optional(
+    Type.Union(
+      PROVIDER_KINDS.filter((kind) => kind !== "local").map((kind) => Type.Literal(kind)),
+      {
+        description:
+          "For a provider id the environment does not configure: the kind of API it speaks (an `openai-compatible` server of your own, say). Needs `base_url`.",
+      },
+    ),
+  ),
+  options: Type.Optional(
+    Type.Object(
+      {
+        api_version: Type.Optional(
+          Type.String({ maxLength: 40, description: "Azure's api-version." }),
+        ),
+        preset: Type.Optional(
+          Type.String({ maxLength: 40, description: "OpenAI-compatible: a preset of quirks." }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ),
 });
 
 const UpdateCredentialBody = Type.Object(
@@ -94,6 +117,8 @@ interface CreateBody {
   api_key: string;
   base_url?: string;
   weight?: number;
+  kind?: string;
+  options?: { api_version?: string; preset?: string };
 }
 
 interface UpdateBody {
@@ -141,6 +166,7 @@ export function registerCredentialRoutes(
       const refusal = registry.refusesCredential(
         request.body.provider,
         request.body.base_url !== undefined,
+        request.body.kind,
       );
       if (refusal)
         throw invalidRequest(`Invalid 'provider': ${refusal}.`, "provider", "unknown_provider");
@@ -266,6 +292,8 @@ async function storeCredential(
     weight: body.weight ?? 1,
     createdAt: now,
     disabledAt: null,
+    kind: body.kind ?? null,
+    options: body.options && Object.keys(body.options).length > 0 ? { ...body.options } : null,
   };
   await db.createCredential(record);
   return record;

@@ -80,6 +80,8 @@ async function store(
     weight: 1,
     createdAt: Date.now(),
     disabledAt: null,
+    kind: null,
+    options: null,
     ...overrides,
   };
   await db.createCredential(record);

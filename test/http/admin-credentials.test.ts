@@ -185,6 +185,12 @@ describe("POST /api/admin/credentials", () => {
   it("validates the body", async () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ provider: "local", name: "x", api_key: SECRET }, "provider"],
+      [{ provider: "nosuch", name: "x", api_key: SECRET }, "provider"],
+      [{ provider: "Bad Id", name: "x", api_key: SECRET }, "provider"],
+      // An instance of one's own needs its kind and, where the kind has no vendor URL, a URL.
+      [{ provider: "myserver", kind: "openai-compatible", name: "x", api_key: SECRET }, "provider"],
+      [{ provider: "openai", kind: "xai", name: "x", api_key: SECRET }, "provider"],
+      [{ provider: "myserver", kind: "local", name: "x", api_key: SECRET }, "kind"],
       [{ provider: "openai", name: "x" }, "api_key"],
       [{ provider: "openai", name: "x", api_key: SECRET, weight: 1001 }, "weight"],
       [{ provider: "openai", name: "x", api_key: SECRET, weight: -1 }, "weight"],

@@ -136,4 +136,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX usage_records_app_time ON usage_records (app, created_at) WHERE app IS NOT NULL;
     `,
   },
+  {
+    version: 6,
+    name: "provider instances defined through the admin API",
+    // A credential of a provider id the environment does not configure says which kind of API
+    // it speaks and how (`options`: JSON, read whole, like `fallbacks`); null for the others.
+    sql: `
+      ALTER TABLE provider_credentials ADD COLUMN kind TEXT;
+      ALTER TABLE provider_credentials ADD COLUMN options TEXT;
+    `,
+  },
 ];

@@ -437,7 +437,8 @@ export async function openPostgresDatabase(
     async createCredential(record) {
       await pool.query(
         `INSERT INTO provider_credentials (id, provider, name, encrypted_key, key_hint, base_url,
-          weight, created_at, disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+          weight, created_at, disabled_at, kind, options)
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
         credentialValues(record),
       );
     },

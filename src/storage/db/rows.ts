@@ -96,6 +96,9 @@ export function credentialFromRow(row: Row): ProviderCredentialRecord {
     weight: Number(row.weight),
     createdAt: Number(row.created_at),
     disabledAt: nullableNumber(row.disabled_at),
+    kind: nullableText(row.kind),
+    options:
+      row.options == null ? null : (JSON.parse(String(row.options)) as Record<string, string>),
   };
 }
 
@@ -230,6 +233,8 @@ export function credentialValues(record: ProviderCredentialRecord): SqlValue[] {
     record.weight,
     record.createdAt,
     record.disabledAt,
+    record.kind,
+    record.options === null ? null : JSON.stringify(record.options),
   ];
 }
 

@@ -107,8 +107,8 @@ export function openSqliteDatabase(file: string): Database {
       image_input_per_million, output_per_million, source, updated_at) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (model) DO NOTHING`),
     insertCredential: db.prepare(`INSERT INTO provider_credentials (id, provider, name,
-      encrypted_key, key_hint, base_url, weight, created_at, disabled_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      encrypted_key, key_hint, base_url, weight, created_at, disabled_at, kind, options)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     selectCredentials: db.prepare("SELECT * FROM provider_credentials ORDER BY created_at, id"),
     selectCredential: db.prepare("SELECT * FROM provider_credentials WHERE id = ?"),
     deleteCredential: db.prepare("DELETE FROM provider_credentials WHERE id = ?"),

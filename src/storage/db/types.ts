@@ -127,6 +127,13 @@ export interface ProviderCredentialRecord {
   weight: number;
   createdAt: number;
   disabledAt: number | null;
+  /**
+   * The kind of API of a provider the environment does not configure (an admin's own
+   * OpenAI-compatible server, say); null when the provider id says it.
+   */
+  kind: string | null;
+  /** That instance's settings (`api_version`, `preset`); null for none. */
+  options: Record<string, string> | null;
 }
 
 /** One step of a model's fallback list: another model, optionally on one named credential. */

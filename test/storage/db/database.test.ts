@@ -128,6 +128,8 @@ function credential(overrides: Partial<ProviderCredentialRecord> = {}): Provider
     weight: 1,
     createdAt: T0,
     disabledAt: null,
+    kind: null,
+    options: null,
     ...overrides,
   };
 }
@@ -885,6 +887,19 @@ for (const backend of backends) {
         assert.equal(await db().deleteCredential("c1"), true);
         assert.equal(await db().deleteCredential("c1"), false);
         assert.deepEqual(await db().listCredentials(), [enabled]);
+      });
+
+      it("keeps an admin-defined instance's kind and options, through a restart", async () => {
+        const own = credential({
+          id: "c3",
+          provider: "localai",
+          kind: "openai-compatible",
+          options: { preset: "localai" },
+          baseUrl: "http://127.0.0.1:8081/v1",
+        });
+        await db().createCredential(own);
+        await opened?.reopen();
+        assert.deepEqual(await db().listCredentials(), [own]);
       });
     });
 
