@@ -72,6 +72,11 @@ export interface ModelSpec {
   background: boolean;
   /** Whether `moderation` (low/auto) applies. */
   moderation: boolean;
+  /**
+   * Whether a size the model cannot make is made at its nearest size and resized by the hub
+   * (vendors that take aspect ratios); false answers 400 naming the sizes it takes.
+   */
+  resizeToFit: boolean;
   /** Vendor options the model takes in a request's `extra`, by name (images/extra-options.ts). */
   extraOptions: Readonly<Record<string, ExtraOption>>;
   /** `ai` for real models; `placeholder` for the offline test pattern. */

@@ -144,6 +144,12 @@ export const ModelFields = Type.Object(
     background: Type.Optional(Type.Boolean()),
     moderation: Type.Optional(Type.Boolean()),
     extra_options: Type.Optional(ExtraOptions),
+    resize_to_fit: Type.Optional(
+      Type.Boolean({
+        description:
+          "A size the model cannot make is made at its nearest size and resized by the hub to the size asked (default false: 400).",
+      }),
+    ),
     timeout_ms: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
     price: Type.Optional(PriceFields),
     aliases: Type.Optional(Type.Array(ModelName, { maxItems: 20 })),

@@ -66,6 +66,7 @@ export function specFromFields(fields: ModelFieldValues, origin: ModelSpec["orig
     background: fields.background ?? false,
     moderation: fields.moderation ?? false,
     extraOptions: fields.extra_options ?? {},
+    resizeToFit: fields.resize_to_fit ?? false,
     kind: fields.kind ?? "ai",
     shutdownDate: fields.shutdown_date ?? null,
     successor: fields.successor ?? null,
@@ -111,6 +112,7 @@ export function fieldsOfSpec(spec: ModelSpec): Required<Omit<ModelFieldValues, "
     background: spec.background,
     moderation: spec.moderation,
     extra_options: { ...spec.extraOptions },
+    resize_to_fit: spec.resizeToFit,
     timeout_ms: spec.timeoutMs,
     aliases: [...spec.aliases],
     status: spec.declaredStatus,
@@ -141,6 +143,7 @@ export const CAPABILITY_FIELDS = [
   "background",
   "moderation",
   "extra_options",
+  "resize_to_fit",
   "timeout_ms",
 ] as const satisfies readonly (keyof ModelFieldValues)[];
 

@@ -14,7 +14,7 @@ import { checkExtra } from "./extra-options.ts";
 import type { Serving } from "./lifecycle.ts";
 import { sizeAllowed } from "./model-fields.ts";
 import type { ImageGenerationRequest } from "./schema.ts";
-import { substituteJob } from "./substitute.ts";
+import { nearestSize, substituteJob } from "./substitute.ts";
 
 /** An input image as the client sent it: text (URL, data URL, base64) or multipart bytes. */
 export type ImageSource = string | Buffer;
@@ -126,11 +126,10 @@ function planFor(model: ModelSpec, request: ImageJobRequest, requestedModel: str
     model,
     requestedModel,
     substitutedFor: undefined,
-    deliver: undefined,
+    ...planSize(model, request.size, outputFormat, warnings),
     prompt: request.prompt,
     n,
     calls: splitIntoCalls(n, model.maxPerCall),
-    size: planSize(model, request.size),
     quality: planQuality(model, request.quality, warnings),
     style: planStyle(model, request.style, warnings),
     background,
@@ -200,15 +199,41 @@ function checkEdit(model: ModelSpec, images: ImageSource[], mask: ImageSource | 
   }
 }
 
-function planSize(model: ModelSpec, requested: string | undefined): ImageJob["size"] {
+/** The largest side the hub resizes an image to (a model that fits sizes, see `planSize`). */
+const MAX_FIT_SIDE = 4096;
+
+/**
+ * The size to ask the model for, and what the client gets when that is not the size it asked:
+ * a model that declares `resize_to_fit` (vendors that take aspect ratios) makes the size nearest
+ * to the one asked, and the hub resizes it; any other model answers 400 naming its sizes.
+ */
+function planSize(
+  model: ModelSpec,
+  requested: string | undefined,
+  outputFormat: OutputFormat | undefined,
+  warnings: string[],
+): Pick<ImageJob, "size" | "deliver"> {
   const size = requested ?? model.defaultSize;
   if (size === "auto") {
-    if (model.sizes.auto) return undefined;
+    if (model.sizes.auto) return { size: undefined, deliver: undefined };
     throw invalidSize(model, size);
   }
   const match = /^(\d+)x(\d+)$/.exec(size);
-  if (!match || !sizeAllowed(model.sizes, size)) throw invalidSize(model, size);
-  return `${Number(match[1])}x${Number(match[2])}`;
+  if (!match) throw invalidSize(model, size);
+  const [width, height] = [Number(match[1]), Number(match[2])];
+  if (sizeAllowed(model.sizes, size)) return { size: `${width}x${height}`, deliver: undefined };
+  const nearest =
+    model.resizeToFit && Math.max(width, height) <= MAX_FIT_SIDE
+      ? nearestSize(model.sizes, width, height)
+      : undefined;
+  if (nearest === undefined) throw invalidSize(model, size);
+  warnings.push(
+    `${model.id} cannot make ${size}: it made ${nearest}, resized by the hub to ${size}.`,
+  );
+  return {
+    size: nearest as `${number}x${number}`,
+    deliver: { size: { width, height }, format: outputFormat ?? model.outputFormats[0] ?? "png" },
+  };
 }
 
 function invalidSize(model: ModelSpec, size: string) {

@@ -29,10 +29,13 @@ export function substituteJob(
   const because = serving.retired[0]?.because ?? "it is retired";
   const notes = [`${requested.id} is retired (${because}); ${successor.id} served this request.`];
 
-  const { size, resizeTo } = translateSize(job.size, successor.sizes, successor.defaultSize);
+  // The size the client asked for, even where the named model itself would have resized.
+  const fitted = job.deliver?.size;
+  const asked: ImageJob["size"] = fitted ? `${fitted.width}x${fitted.height}` : job.size;
+  const { size, resizeTo } = translateSize(asked, successor.sizes, successor.defaultSize);
   if (resizeTo) {
     notes.push(
-      `${successor.id} cannot make ${job.size}: it made ${size}, resized by the hub to ${job.size}.`,
+      `${successor.id} cannot make ${asked}: it made ${size}, resized by the hub to ${asked}.`,
     );
   }
   let quality = job.quality;
