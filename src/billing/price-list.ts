@@ -157,6 +157,8 @@ const SOURCES = {
     "Gemini API pricing (gemini-3-pro-image): $0.24 per 4K image (2000 output tokens); checked 2026-12-03",
   imagen4: `Gemini Developer API pricing page (Imagen 4 Standard, $0.04 per image), ${AS_OF}`,
   placeholder: "local test pattern drawn by the hub: no upstream cost",
+  a1111:
+    "self-hosted AUTOMATIC1111/Forge server (the operator's GPU): no upstream cost; set a price to recover it; checked 2026-12-03",
 } as const;
 
 export const SEED_IMAGE_PRICES: ImagePrice[] = [
@@ -215,6 +217,8 @@ export const SEED_IMAGE_PRICES: ImagePrice[] = [
   price("imagen-4.0-generate-001", "*", "*", 40_000, SOURCES.imagen4),
 
   price("local/placeholder", "*", "*", 0, SOURCES.placeholder),
+
+  price("a1111/sd-checkpoint", "*", "*", 0, SOURCES.a1111),
 ];
 
 function tokenPrice(

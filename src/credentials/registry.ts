@@ -255,10 +255,8 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
               instance.kind,
               apiKey,
               record.baseUrl ?? instance.baseURL,
-              // AUTOMATIC1111's "key" is its --api-auth user:pass, kept encrypted like any key.
-              instance.kind === "a1111"
-                ? { ...instance.options, basicAuth: apiKey }
-                : instance.options,
+              // AUTOMATIC1111's "key" is its --api-auth user:pass (providers/a1111.ts).
+              instance.options,
             ),
             source: "database",
           });

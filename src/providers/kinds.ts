@@ -5,6 +5,7 @@
  * catalog's models name the instance that serves them; this table turns an instance into an
  * `ImageProvider`.
  */
+import { createA1111Provider } from "./a1111.ts";
 import { createGoogleProvider, GOOGLE_DEFAULT_BASE_URL } from "./google.ts";
 import { createLocalProvider } from "./local.ts";
 import { createOpenAIProvider } from "./openai.ts";
@@ -103,7 +104,7 @@ export const KIND_INFO: Record<ProviderKind, KindInfo> = {
     displayName: "AUTOMATIC1111",
     defaultBaseURL: undefined,
     keyOptional: true,
-    create: unavailable("a1111"),
+    create: (settings) => createA1111Provider({ ...settings, auth: settings.options.basicAuth }),
   },
   "openai-compatible": {
     displayName: "OpenAI-compatible",
