@@ -157,6 +157,8 @@ const SOURCES = {
     "Gemini API pricing (gemini-3-pro-image): $0.24 per 4K image (2000 output tokens); checked 2026-12-03",
   imagen4: `Gemini Developer API pricing page (Imagen 4 Standard, $0.04 per image), ${AS_OF}`,
   placeholder: "local test pattern drawn by the hub: no upstream cost",
+  azure:
+    "estimate: Azure OpenAI Global Standard assumed at OpenAI's list price (Azure's pricing page shows no figures in any stored copy; Data Zone deployments cost 10 to 20 % more), checked 2026-12-03",
   a1111:
     "self-hosted AUTOMATIC1111/Forge server (the operator's GPU): no upstream cost; set a price to recover it; checked 2026-12-03",
 } as const;
@@ -219,6 +221,32 @@ export const SEED_IMAGE_PRICES: ImagePrice[] = [
   price("local/placeholder", "*", "*", 0, SOURCES.placeholder),
 
   price("a1111/sd-checkpoint", "*", "*", 0, SOURCES.a1111),
+
+  // Azure OpenAI: OpenAI's models as deployments, priced as OpenAI lists them (an estimate).
+  ...gptImageRows(
+    "azure/gpt-image-2",
+    GPT_IMAGE_2_TIERS,
+    GPT_IMAGE_2_TIERS["<=3840x2160"] as ByQuality,
+    () => SOURCES.azure,
+  ),
+  ...gptImage1Family(
+    "azure/gpt-image-1.5",
+    [9_000, 34_000, 133_000],
+    [13_000, 50_000, 200_000],
+    SOURCES.azure,
+  ),
+  ...gptImage1Family(
+    "azure/gpt-image-1-mini",
+    [5_000, 11_000, 36_000],
+    [6_000, 15_000, 52_000],
+    SOURCES.azure,
+  ),
+  ...gptImage1Family(
+    "azure/gpt-image-1",
+    [11_000, 42_000, 167_000],
+    [16_000, 63_000, 250_000],
+    SOURCES.azure,
+  ),
 ];
 
 function tokenPrice(
@@ -254,4 +282,8 @@ export const SEED_TOKEN_PRICES: TokenPrice[] = [
   tokenPrice("gpt-image-1-mini", 2, 2.5, 8, `OpenAI model page gpt-image-1-mini, ${AS_OF}`),
   tokenPrice("gpt-image-1.5", 5, 8, 32, `OpenAI model page gpt-image-1.5, ${AS_OF}`),
   tokenPrice("gpt-image-2", 5, 8, 30, `OpenAI API pricing page (gpt-image-2), ${AS_OF}`),
+  tokenPrice("azure/gpt-image-2", 5, 8, 30, SOURCES.azure),
+  tokenPrice("azure/gpt-image-1.5", 5, 8, 32, SOURCES.azure),
+  tokenPrice("azure/gpt-image-1-mini", 2, 2.5, 8, SOURCES.azure),
+  tokenPrice("azure/gpt-image-1", 5, 10, 40, SOURCES.azure),
 ];

@@ -19,6 +19,7 @@
  * and the environment's key, when set, is one credential more.
  */
 import { type InstanceOptions, KIND_INFO, type ProviderKind } from "../providers/kinds.ts";
+import { OPENAI_COMPATIBLE_PRESETS, presetQuirks } from "../providers/openai-compatible.ts";
 
 export interface ProviderInstance {
   /** What catalog models name as their `provider`: `openai`, `xai`, `localai`. */
@@ -85,9 +86,13 @@ export function instancesFromEnv(env: Env): ProviderInstance[] {
       throw new Error(`Setting ${name}: '${id}' cannot be a provider id (taken, or not a-z0-9-).`);
     }
     const prefix = `OPENAI_COMPATIBLE_${match[1]}`;
-    add(id, "openai-compatible", text(env, `${prefix}_API_KEY`), base, {
-      preset: text(env, `${prefix}_PRESET`),
-    });
+    const preset = text(env, `${prefix}_PRESET`);
+    if (preset !== undefined && !presetQuirks(preset)) {
+      throw new Error(
+        `Setting ${prefix}_PRESET: no preset '${preset}'; one of ${Object.keys(OPENAI_COMPATIBLE_PRESETS).join(", ")}.`,
+      );
+    }
+    add(id, "openai-compatible", text(env, `${prefix}_API_KEY`), base, { preset });
   }
   return instances;
 }

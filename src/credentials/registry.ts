@@ -151,12 +151,14 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   let generation = 0;
 
   function providerFor(
+    id: string,
     kind: ProviderKind,
     apiKey: string,
     baseURL: string,
     instanceOptions: InstanceOptions,
   ): ImageProvider {
     return KIND_INFO[kind].create({
+      id,
       apiKey,
       baseURL,
       options: instanceOptions,
@@ -212,7 +214,13 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         provider: instance.id,
         kind: instance.kind,
         weight: 1,
-        client: providerFor(instance.kind, instance.apiKey, instance.baseURL, instance.options),
+        client: providerFor(
+          instance.id,
+          instance.kind,
+          instance.apiKey,
+          instance.baseURL,
+          instance.options,
+        ),
         source: "environment",
       });
       views.push({
@@ -252,6 +260,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
             kind: instance.kind,
             weight: record.weight,
             client: providerFor(
+              provider,
               instance.kind,
               apiKey,
               record.baseUrl ?? instance.baseURL,

@@ -16,6 +16,7 @@ import { maskSecret, masterKeyRequired, type Vault } from "../credentials/vault.
 import { HubError, invalidRequest } from "../errors.ts";
 import { adminErrorResponses, BODY_ERROR_STATUSES } from "../images/schema.ts";
 import { PROVIDER_KINDS } from "../providers/kinds.ts";
+import { OPENAI_COMPATIBLE_PRESETS, presetQuirks } from "../providers/openai-compatible.ts";
 import type { Database, ProviderCredentialRecord } from "../storage/db/types.ts";
 import type { AuthHooks } from "./auth.ts";
 
@@ -170,6 +171,13 @@ export function registerCredentialRoutes(
       );
       if (refusal)
         throw invalidRequest(`Invalid 'provider': ${refusal}.`, "provider", "unknown_provider");
+      const preset = request.body.options?.preset;
+      if (preset !== undefined && !presetQuirks(preset)) {
+        throw invalidRequest(
+          `Invalid 'options.preset': no preset '${preset}'; one of ${Object.keys(OPENAI_COMPATIBLE_PRESETS).join(", ")}.`,
+          "options.preset",
+        );
+      }
       const record = await storeCredential(db, vault, request.body, clock());
       await registry.reload();
       request.log.info(

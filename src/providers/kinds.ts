@@ -6,9 +6,11 @@
  * `ImageProvider`.
  */
 import { createA1111Provider } from "./a1111.ts";
+import { createAzureProvider } from "./azure.ts";
 import { createGoogleProvider, GOOGLE_DEFAULT_BASE_URL } from "./google.ts";
 import { createLocalProvider } from "./local.ts";
 import { createOpenAIProvider } from "./openai.ts";
+import { createOpenAICompatibleProvider, presetQuirks } from "./openai-compatible.ts";
 import type { HttpProviderOptions, ImageProvider } from "./types.ts";
 
 export const PROVIDER_KINDS = [
@@ -40,6 +42,8 @@ export interface InstanceOptions {
 }
 
 export interface ProviderSettings extends HttpProviderOptions {
+  /** The instance's provider id (`localai`), for messages. */
+  id: string;
   options: InstanceOptions;
 }
 
@@ -86,7 +90,8 @@ export const KIND_INFO: Record<ProviderKind, KindInfo> = {
     displayName: "Azure OpenAI",
     defaultBaseURL: undefined,
     keyOptional: false,
-    create: unavailable("azure"),
+    create: (settings) =>
+      createAzureProvider({ ...settings, apiVersion: settings.options.apiVersion }),
   },
   openrouter: {
     displayName: "OpenRouter",
@@ -110,6 +115,12 @@ export const KIND_INFO: Record<ProviderKind, KindInfo> = {
     displayName: "OpenAI-compatible",
     defaultBaseURL: undefined,
     keyOptional: true,
-    create: unavailable("openai-compatible"),
+    // Preset names are checked where they are set (the environment, the admin API).
+    create: (settings) =>
+      createOpenAICompatibleProvider({
+        ...settings,
+        name: settings.id,
+        quirks: presetQuirks(settings.options.preset),
+      }),
   },
 };

@@ -6,24 +6,25 @@
  * models answer 400 to `response_format`), so a request carries only what its model takes; a
  * hint the call carries that the model has no notion of comes back as a warning.
  */
-import { invalidRequest, upstreamFailed } from "../errors.ts";
-import { EXTENSION_OF_MIME_TYPE, MIME_TYPE_OF_FORMAT } from "../image-formats.ts";
-import { cutStringFields } from "./json-cut.ts";
-import { type EncodedMultipart, encodeMultipart, type MultipartPart } from "./multipart.ts";
+import { invalidRequest } from "../errors.ts";
+import {
+  editForm,
+  imagesResultOf,
+  invalidResponse,
+  jsonRequestInit,
+  type MimeTypeOf,
+  mimeTypeOfFormat,
+  multipartRequestInit,
+} from "./openai-images.ts";
 import type {
   HttpProviderOptions,
   ImageProvider,
-  InputImage,
-  OutputFormat,
   ProviderCall,
-  ProviderImage,
   ProviderResult,
-  TokenUsage,
   UpstreamModel,
 } from "./types.ts";
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
-  parseUpstreamJson,
   requestUpstreamBytes,
   requestUpstreamJson,
   type UpstreamErrorBody,
@@ -89,14 +90,12 @@ export function createOpenAIProvider(options: HttpProviderOptions): ImageProvide
       }
       const { parameters, warnings } = parametersOf(call, family, endpoint);
       const headers = { authorization: `Bearer ${options.apiKey}`, accept: "application/json" };
+      // GPT image models take several images as `image[]`; dall-e-2 takes one, as `image`.
+      const imageField = family === "dall-e-2" ? "image" : "image[]";
       const init: UpstreamRequest["init"] =
         endpoint === "edit"
-          ? multipartRequest(headers, editForm(call, family, parameters))
-          : {
-              method: "POST",
-              headers: { ...headers, "content-type": "application/json" },
-              body: JSON.stringify(parameters),
-            };
+          ? multipartRequestInit(headers, editForm(parameters, call.images, call.mask, imageField))
+          : jsonRequestInit(headers, parameters);
       const request = {
         provider: "OpenAI",
         dispatcher: options.dispatcher,
@@ -109,12 +108,7 @@ export function createOpenAIProvider(options: HttpProviderOptions): ImageProvide
         isContentPolicy,
       };
       const bytes = await requestUpstreamBytes(request);
-      // The base64 stays the bytes that arrived (see json-cut.ts); anything unusual is parsed whole.
-      const cut = cutStringFields(bytes, "b64_json");
-      if (cut && base64FieldCount(cut.skeleton) === cut.values.length) {
-        return { ...resultOf(cut.skeleton, call, family, cut.values), warnings };
-      }
-      return { ...resultOf(parseUpstreamJson(request, bytes), call, family), warnings };
+      return { ...imagesResultOf(request, bytes, mimeTypeOf(call, family)), warnings };
     },
     async listModels({ signal, timeoutMs: listTimeoutMs }) {
       signal.throwIfAborted();
@@ -169,14 +163,6 @@ function shutdownDateOf(value: unknown): string | null {
   return /^\d{4}-\d{2}-\d{2}/.exec(text)?.[0] ?? null;
 }
 
-/** How many `data[].b64_json` strings a reply has: each must match one cut-out value. */
-function base64FieldCount(reply: unknown): number {
-  const data = (reply as { data?: unknown } | null)?.data;
-  if (!Array.isArray(data)) return -1;
-  return data.filter((item) => typeof (item as { b64_json?: unknown })?.b64_json === "string")
-    .length;
-}
-
 /** OpenAI refuses a prompt or an image with 400 and one of these codes. */
 function isContentPolicy(_status: number, upstream: UpstreamErrorBody): boolean {
   return upstream.code === "content_policy_violation" || upstream.code === "moderation_blocked";
@@ -223,103 +209,10 @@ function parametersOf(
   return { parameters, warnings };
 }
 
-function editForm(
-  call: ProviderCall,
-  family: ModelFamily,
-  parameters: Record<string, string | number>,
-): EncodedMultipart {
-  const parts: MultipartPart[] = Object.entries(parameters).map(([name, value]) => ({
-    name,
-    value: String(value),
-  }));
-  // GPT image models take several images as `image[]`; dall-e-2 takes one, as `image`.
-  const field = family === "dall-e-2" ? "image" : "image[]";
-  call.images.forEach((image, index) => {
-    parts.push(filePart(field, `image-${index}`, image));
-  });
-  if (call.mask) parts.push(filePart("mask", "mask", call.mask));
-  return encodeMultipart(parts);
-}
-
-function filePart(name: string, stem: string, image: InputImage): MultipartPart {
-  const filename = `${stem}.${EXTENSION_OF_MIME_TYPE[image.mimeType]}`;
-  return { name, filename, contentType: image.mimeType, bytes: image.bytes };
-}
-
-function multipartRequest(
-  headers: Record<string, string>,
-  form: EncodedMultipart,
-): UpstreamRequest["init"] {
-  return {
-    method: "POST",
-    headers: { ...headers, "content-type": form.contentType },
-    body: form.body,
-  };
-}
-
-/** Reads only what the hub uses of the reply: the images, their format and the token usage. */
-function resultOf(
-  reply: unknown,
-  call: ProviderCall,
-  family: ModelFamily,
-  cutValues?: Buffer[],
-): Omit<ProviderResult, "warnings"> {
-  const body = (typeof reply === "object" && reply !== null ? reply : {}) as {
-    data?: unknown;
-    output_format?: unknown;
-    usage?: unknown;
-  };
-  if (!Array.isArray(body.data) || body.data.length === 0) {
-    throw invalidResponse("OpenAI answered without images.");
-  }
-  // DALL·E models make PNGs; GPT image models say which format they made.
-  const format = typeof body.output_format === "string" ? body.output_format : call.outputFormat;
-  const mimeType =
+/** DALL·E models make PNGs; GPT image models say which format they made. */
+function mimeTypeOf(call: ProviderCall, family: ModelFamily): MimeTypeOf {
+  return (format) =>
     family === "gpt-image"
-      ? (MIME_TYPE_OF_FORMAT[(format ?? "png") as OutputFormat] ?? "image/png")
+      ? (mimeTypeOfFormat(format ?? call.outputFormat ?? "png") ?? "image/png")
       : "image/png";
-  let nextCut = 0;
-  const images = body.data.map((item: unknown): ProviderImage => {
-    const image = (typeof item === "object" && item !== null ? item : {}) as Record<
-      string,
-      unknown
-    >;
-    const revisedPrompt =
-      typeof image.revised_prompt === "string" ? image.revised_prompt : undefined;
-    if (typeof image.b64_json === "string") {
-      const base64 = cutValues ? (cutValues[nextCut++] as Buffer) : image.b64_json;
-      if (base64.length > 0) return { kind: "base64", base64, mimeType, revisedPrompt };
-    }
-    if (typeof image.url === "string" && image.url.length > 0) {
-      return { kind: "url", url: image.url, revisedPrompt };
-    }
-    throw invalidResponse("OpenAI answered with an image that has neither b64_json nor url.");
-  });
-  return { images, usage: usageOf(body.usage) };
-}
-
-function usageOf(value: unknown): TokenUsage | undefined {
-  if (typeof value !== "object" || value === null) return undefined;
-  const usage = value as Record<string, unknown>;
-  const { input_tokens, output_tokens, total_tokens } = usage;
-  if (
-    typeof input_tokens !== "number" ||
-    typeof output_tokens !== "number" ||
-    typeof total_tokens !== "number"
-  ) {
-    return undefined;
-  }
-  const result: TokenUsage = {
-    inputTokens: input_tokens,
-    outputTokens: output_tokens,
-    totalTokens: total_tokens,
-  };
-  const details = usage.input_tokens_details as Record<string, unknown> | undefined | null;
-  if (typeof details?.image_tokens === "number") result.inputImageTokens = details.image_tokens;
-  if (typeof details?.text_tokens === "number") result.inputTextTokens = details.text_tokens;
-  return result;
-}
-
-function invalidResponse(message: string) {
-  return upstreamFailed(message, { code: "upstream_invalid_response" });
 }

@@ -37,6 +37,9 @@ const RULE_SIZES: Record<string, string[]> = {
   "a1111/sd-checkpoint": ["64x64", "512x512", "1024x1024", "1216x832", "2048x2048", "2048x64"],
 };
 
+// Azure's gpt-image-2 deployment takes the same sizes as OpenAI's.
+RULE_SIZES["azure/gpt-image-2"] = RULE_SIZES["gpt-image-2"] ?? [];
+
 /** Providers on the operator's own hardware: their models have no upstream cost. */
 const SELF_HOSTED = new Set(["a1111"]);
 
@@ -203,6 +206,11 @@ describe("figures", () => {
       "gpt-image-1-mini": [2, 2.5, 8],
       "gpt-image-1.5": [5, 8, 32],
       "gpt-image-2": [5, 8, 30],
+      // Azure's deployments of the same models, at OpenAI's list price (an estimate).
+      "azure/gpt-image-1": [5, 10, 40],
+      "azure/gpt-image-1-mini": [2, 2.5, 8],
+      "azure/gpt-image-1.5": [5, 8, 32],
+      "azure/gpt-image-2": [5, 8, 30],
     };
     assert.deepEqual(
       SEED_TOKEN_PRICES.map((price) => price.model).sort(),
