@@ -257,28 +257,84 @@ export function redactSecrets(message: string, secrets: readonly string[] = []):
     .replace(/\borg-[A-Za-z0-9]{6,}/g, "org-[redacted]");
 }
 
-function credentialsOf(headers: Record<string, string> | undefined): string[] {
+/**
+ * The credentials a request carried, to cut out of what the upstream says: whatever travels in
+ * a header named for auth, a key or a token (`Authorization`, `x-goog-api-key`, Azure's
+ * `api-key`, an OpenAI-compatible server's own header), with its scheme and without.
+ */
+export function credentialsOf(headers: Record<string, string> | undefined): string[] {
   if (!headers) return [];
-  const bearer = headers.authorization?.replace(/^Bearer\s+/i, "");
-  return [bearer, headers["x-goog-api-key"]].filter((value): value is string => Boolean(value));
+  const values: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (!/auth|key|token|secret/i.test(name) || !value) continue;
+    values.push(value);
+    const credential = value.replace(/^(?:Bearer|Basic|Token)\s+/i, "");
+    if (credential !== value) values.push(credential);
+    // Basic auth's user:pass, as a server might echo the user or the password.
+    if (/^Basic\s+/i.test(value)) {
+      const decoded = Buffer.from(credential, "base64").toString("utf8");
+      values.push(decoded, ...decoded.split(":"));
+    }
+  }
+  return values;
 }
 
+/**
+ * An upstream error body, whichever shape its vendor uses: OpenAI's and Google's
+ * `{"error":{message,code,type,param}}`, a flat `{"error":"…","code"}` (xAI), FastAPI's
+ * `{"detail":"…"}` or `{"detail":[{loc,msg}]}` (AUTOMATIC1111), `{"name","errors":[…]}`
+ * (Stability), or a bare `{"message"}`.
+ */
 export function parseUpstreamError(text: string): UpstreamErrorBody {
+  const none = { message: undefined, code: undefined, type: undefined, param: undefined };
+  let body: Record<string, unknown>;
   try {
-    const body = JSON.parse(text) as { error?: Record<string, unknown> };
-    const error = body?.error;
-    if (error && typeof error === "object") {
-      return {
-        message: typeof error.message === "string" ? error.message : undefined,
-        code: stringOf(error.code) ?? stringOf(error.status),
-        type: stringOf(error.type),
-        param: stringOf(error.param),
-      };
-    }
+    const parsed: unknown = JSON.parse(text);
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return none;
+    body = parsed as Record<string, unknown>;
   } catch {
     // Not JSON: an HTML page from a proxy, say. Its text is not shown to clients.
+    return none;
   }
-  return { message: undefined, code: undefined, type: undefined, param: undefined };
+  const error = body.error;
+  if (error && typeof error === "object") {
+    const nested = error as Record<string, unknown>;
+    return {
+      message: typeof nested.message === "string" ? nested.message : undefined,
+      code: stringOf(nested.code) ?? stringOf(nested.status),
+      type: stringOf(nested.type),
+      param: stringOf(nested.param),
+    };
+  }
+  return {
+    message:
+      (typeof error === "string" ? error : undefined) ??
+      detailOf(body.detail) ??
+      listOf(body.errors) ??
+      (typeof body.message === "string" ? body.message : undefined),
+    code: stringOf(body.code) ?? stringOf(body.name),
+    type: stringOf(body.type),
+    param: undefined,
+  };
+}
+
+/** FastAPI's `detail`: a message, or validation errors `[{loc: [...], msg}]`. */
+function detailOf(detail: unknown): string | undefined {
+  if (typeof detail === "string") return detail;
+  if (!Array.isArray(detail)) return undefined;
+  const parts = detail.flatMap((item) => {
+    if (!item || typeof item !== "object") return [];
+    const { loc, msg } = item as { loc?: unknown; msg?: unknown };
+    if (typeof msg !== "string") return [];
+    return [Array.isArray(loc) ? `${loc.join(".")}: ${msg}` : msg];
+  });
+  return parts.length > 0 ? parts.join("; ") : undefined;
+}
+
+function listOf(errors: unknown): string | undefined {
+  if (!Array.isArray(errors)) return undefined;
+  const messages = errors.filter((item): item is string => typeof item === "string");
+  return messages.length > 0 ? messages.join("; ") : undefined;
 }
 
 function stringOf(value: unknown): string | undefined {
