@@ -139,6 +139,26 @@ const GEMINI_PRO_4K_SIZES = [
   "6336x2688",
 ] as const;
 
+/** Gemini 3's 1K sizes (one per aspect ratio), and the same at 2K and 4K (`factor` 2, 4). */
+const GEMINI_3_1K = [
+  "1024x1024",
+  "848x1264",
+  "1264x848",
+  "896x1200",
+  "1200x896",
+  "928x1152",
+  "1152x928",
+  "768x1376",
+  "1376x768",
+  "1584x672",
+] as const;
+function scaledGemini3(factor: number): string[] {
+  return GEMINI_3_1K.map((size) => {
+    const [width, height] = size.split("x").map(Number) as [number, number];
+    return `${width * factor}x${height * factor}`;
+  });
+}
+
 const SOURCES = {
   dallE2: `OpenAI API pricing page (DALL·E 2), ${AS_OF}: the last published figure (OpenAI retired the model upstream on 2026-05-12)`,
   dallE3: `OpenAI API pricing page (DALL·E 3), ${AS_OF}: the last published figure (OpenAI retired the model upstream on 2026-05-12)`,
@@ -157,6 +177,17 @@ const SOURCES = {
     "Gemini API pricing (gemini-3-pro-image): $0.24 per 4K image (2000 output tokens); checked 2026-12-03",
   imagen4: `Gemini Developer API pricing page (Imagen 4 Standard, $0.04 per image), ${AS_OF}`,
   placeholder: "local test pattern drawn by the hub: no upstream cost",
+  xaiImagine:
+    "docs.x.ai/developers/model-capabilities/images ('Image Generation: $0.02 / image'); xAI OpenAPI spec (xai-org/xai-sdk-ts spec/openapi.json) GET /v1/models example: image_price 200000000 ticks; checked 2026-12-03",
+  xaiImagineQuality:
+    "estimate: $0.045 per image as LaoZhang API's launch notice quotes it (docs.laozhang.ai/announcements/grok-imagine-2-2026-08, 2026-08-13); xAI's own figure not found; checked 2026-12-03",
+  xaiImagine2:
+    "estimate: 1k low $0.04, medium $0.06 per image, from APIMart's resale prices (1K@low $0.032, 1K@medium $0.048, 2026-10-12) and BlockRun's $0.06 for medium (2026-11-05); xAI's own table not found; checked 2026-12-03",
+  xaiRetired: "retired upstream; priced as the successor that serves it; checked 2026-12-03",
+  openrouter:
+    "OpenRouter Image API docs (openrouter.ai/docs/guides/overview/multimodal/image-generation) and model pages; provider list prices passed through; checked 2026-12-03",
+  openrouterGemini:
+    "estimate: Google's image-output token price assumed passed through by OpenRouter (its model pages show text rates only); checked 2026-12-03",
   azure:
     "estimate: Azure OpenAI Global Standard assumed at OpenAI's list price (Azure's pricing page shows no figures in any stored copy; Data Zone deployments cost 10 to 20 % more), checked 2026-12-03",
   a1111:
@@ -222,6 +253,34 @@ export const SEED_IMAGE_PRICES: ImagePrice[] = [
 
   price("a1111/sd-checkpoint", "*", "*", 0, SOURCES.a1111),
 
+  // xAI bills per image, at 1k sizes only; Grok Imagine 2 by quality (medium when none is named).
+  price("grok-imagine-image", "*", "*", 20_000, SOURCES.xaiImagine),
+  price("grok-imagine-image-quality", "*", "*", 45_000, SOURCES.xaiImagineQuality),
+  price("grok-imagine-image-2.0", "*", "low", 40_000, SOURCES.xaiImagine2),
+  price("grok-imagine-image-2.0", "*", "medium", 60_000, SOURCES.xaiImagine2),
+  price("grok-imagine-image-2.0", "*", "*", 60_000, SOURCES.xaiImagine2),
+  price("grok-imagine-image-pro", "*", "*", 45_000, SOURCES.xaiRetired),
+  price("grok-2-image-1212", "*", "*", 20_000, SOURCES.xaiRetired),
+
+  // OpenRouter passes its providers' list prices through; Gemini by size tier (1K is `*`).
+  price("openrouter/gemini-3.1-flash-image", "*", "*", 67_000, SOURCES.openrouterGemini),
+  ...scaledGemini3(2).map((size) =>
+    price("openrouter/gemini-3.1-flash-image", size, "*", 101_000, SOURCES.openrouterGemini),
+  ),
+  ...scaledGemini3(4).map((size) =>
+    price("openrouter/gemini-3.1-flash-image", size, "*", 151_000, SOURCES.openrouterGemini),
+  ),
+  price("openrouter/gemini-3-pro-image", "*", "*", 134_000, SOURCES.openrouterGemini),
+  ...scaledGemini3(4).map((size) =>
+    price("openrouter/gemini-3-pro-image", size, "*", 240_000, SOURCES.openrouterGemini),
+  ),
+  ...gptImageRows(
+    "openrouter/gpt-image-2",
+    GPT_IMAGE_2_TIERS,
+    GPT_IMAGE_2_TIERS["<=3840x2160"] as ByQuality,
+    () => SOURCES.openrouter,
+  ),
+
   // Azure OpenAI: OpenAI's models as deployments, priced as OpenAI lists them (an estimate).
   ...gptImageRows(
     "azure/gpt-image-2",
@@ -282,6 +341,7 @@ export const SEED_TOKEN_PRICES: TokenPrice[] = [
   tokenPrice("gpt-image-1-mini", 2, 2.5, 8, `OpenAI model page gpt-image-1-mini, ${AS_OF}`),
   tokenPrice("gpt-image-1.5", 5, 8, 32, `OpenAI model page gpt-image-1.5, ${AS_OF}`),
   tokenPrice("gpt-image-2", 5, 8, 30, `OpenAI API pricing page (gpt-image-2), ${AS_OF}`),
+  tokenPrice("openrouter/gpt-image-2", 5, 8, 30, SOURCES.openrouter),
   tokenPrice("azure/gpt-image-2", 5, 8, 30, SOURCES.azure),
   tokenPrice("azure/gpt-image-1.5", 5, 8, 32, SOURCES.azure),
   tokenPrice("azure/gpt-image-1-mini", 2, 2.5, 8, SOURCES.azure),

@@ -11,7 +11,9 @@ import { createGoogleProvider, GOOGLE_DEFAULT_BASE_URL } from "./google.ts";
 import { createLocalProvider } from "./local.ts";
 import { createOpenAIProvider } from "./openai.ts";
 import { createOpenAICompatibleProvider, presetQuirks } from "./openai-compatible.ts";
+import { createOpenRouterProvider } from "./openrouter.ts";
 import type { HttpProviderOptions, ImageProvider } from "./types.ts";
+import { createXaiProvider } from "./xai.ts";
 
 export const PROVIDER_KINDS = [
   "openai",
@@ -84,7 +86,7 @@ export const KIND_INFO: Record<ProviderKind, KindInfo> = {
     displayName: "xAI",
     defaultBaseURL: "https://api.x.ai/v1",
     keyOptional: false,
-    create: unavailable("xai"),
+    create: createXaiProvider,
   },
   azure: {
     displayName: "Azure OpenAI",
@@ -97,7 +99,7 @@ export const KIND_INFO: Record<ProviderKind, KindInfo> = {
     displayName: "OpenRouter",
     defaultBaseURL: "https://openrouter.ai/api/v1",
     keyOptional: false,
-    create: unavailable("openrouter"),
+    create: createOpenRouterProvider,
   },
   stability: {
     displayName: "Stability AI",

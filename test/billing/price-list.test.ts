@@ -37,8 +37,9 @@ const RULE_SIZES: Record<string, string[]> = {
   "a1111/sd-checkpoint": ["64x64", "512x512", "1024x1024", "1216x832", "2048x2048", "2048x64"],
 };
 
-// Azure's gpt-image-2 deployment takes the same sizes as OpenAI's.
+// Azure's and OpenRouter's gpt-image-2 take the same sizes as OpenAI's.
 RULE_SIZES["azure/gpt-image-2"] = RULE_SIZES["gpt-image-2"] ?? [];
+RULE_SIZES["openrouter/gpt-image-2"] = RULE_SIZES["gpt-image-2"] ?? [];
 
 /** Providers on the operator's own hardware: their models have no upstream cost. */
 const SELF_HOSTED = new Set(["a1111"]);
@@ -211,6 +212,7 @@ describe("figures", () => {
       "azure/gpt-image-1-mini": [2, 2.5, 8],
       "azure/gpt-image-1.5": [5, 8, 32],
       "azure/gpt-image-2": [5, 8, 30],
+      "openrouter/gpt-image-2": [5, 8, 30],
     };
     assert.deepEqual(
       SEED_TOKEN_PRICES.map((price) => price.model).sort(),
