@@ -14,6 +14,8 @@ import { startTestHub, type TestHub } from "../helpers/hub.ts";
 import { type A1111Simulator, startA1111Simulator } from "../sim/a1111.ts";
 import { type AzureSimulator, startAzureSimulator } from "../sim/azure.ts";
 import { type CompatibleSimulator, startCompatibleSimulator } from "../sim/openai-compatible.ts";
+import { type OpenRouterSimulator, startOpenRouterSimulator } from "../sim/openrouter.ts";
+import { startXaiSimulator, type XaiSimulator } from "../sim/xai.ts";
 
 const LOCALAI_KEY = "sk-localai-0123456789";
 const OWN_KEY = "sk-own-server-0123456789";
@@ -21,6 +23,8 @@ const TOGETHER_KEY = "tg-together-0123456789";
 const CREDIT_MICROS = 50_000_000;
 
 let a1111: A1111Simulator;
+let xai: XaiSimulator;
+let openrouter: OpenRouterSimulator;
 let azure: AzureSimulator;
 let localai: CompatibleSimulator;
 let together: CompatibleSimulator;
@@ -31,6 +35,8 @@ let paying: { id: string; key: string };
 
 before(async () => {
   a1111 = await startA1111Simulator();
+  xai = await startXaiSimulator();
+  openrouter = await startOpenRouterSimulator();
   azure = await startAzureSimulator({ deployments: { "gpt-image-2": "gpt-image-2" } });
   localai = await startCompatibleSimulator({
     quirks: OPENAI_COMPATIBLE_PRESETS.localai,
@@ -47,6 +53,10 @@ before(async () => {
   });
   hub = await startTestHub({
     A1111_BASE_URL: a1111.baseURL,
+    XAI_API_KEY: xai.apiKey,
+    XAI_BASE_URL: xai.baseURL,
+    OPENROUTER_API_KEY: openrouter.apiKey,
+    OPENROUTER_BASE_URL: openrouter.baseURL,
     AZURE_OPENAI_API_KEY: azure.apiKey,
     AZURE_OPENAI_ENDPOINT: azure.endpoint,
     OPENAI_COMPATIBLE_LOCALAI_BASE_URL: localai.baseURL,
@@ -79,7 +89,7 @@ before(async () => {
 
 after(async () => {
   await hub?.close();
-  for (const sim of [a1111, azure, localai, together, own]) await sim?.close();
+  for (const sim of [a1111, xai, openrouter, azure, localai, together, own]) await sim?.close();
 });
 
 async function call(method: string, path: string, key: string, body?: unknown) {
@@ -130,6 +140,13 @@ async function generate(model: string, request: Record<string, unknown>) {
 
 const CASES = [
   { kind: "a1111", model: "a1111/sd-checkpoint", size: "512x512", free: true },
+  { kind: "xai", model: "grok-imagine-image", size: "1024x1024", free: false },
+  {
+    kind: "openrouter",
+    model: "openrouter/gemini-3.1-flash-image",
+    size: "1024x1024",
+    free: false,
+  },
   { kind: "azure", model: "azure/gpt-image-2", size: "1024x1024", free: false },
   { kind: "openai-compatible (LocalAI)", model: "localai/sd-1.5", size: "512x512", free: false },
   {
@@ -172,6 +189,8 @@ describe("every provider kind, the whole pipeline", () => {
     );
     for (const [model, provider] of [
       ["a1111/sd-checkpoint", "a1111"],
+      ["grok-imagine-image", "xai"],
+      ["openrouter/gpt-image-2", "openrouter"],
       ["azure/gpt-image-2", "azure"],
       ["localai/sd-1.5", "localai"],
       ["together/flux-schnell", "together"],
@@ -188,6 +207,15 @@ describe("every provider kind, the whole pipeline", () => {
     assert.ok(keyOf(localai).length > 0 && keyOf(together).length > 0);
     assert.deepEqual([...new Set(keyOf(localai))], [`Bearer ${LOCALAI_KEY}`]);
     assert.deepEqual([...new Set(keyOf(together))], [`Bearer ${TOGETHER_KEY}`]);
+  });
+
+  it("a model that sizes by aspect ratio makes the nearest and the hub resizes to the size asked", async () => {
+    const { images, answer } = await generate("grok-imagine-image", { size: "1280x720" });
+    assert.deepEqual(await dimensionsOf(images[0] as Buffer), { width: 1280, height: 720 });
+    assert.match(
+      answer.headers.get("x-image-hub-warnings") ?? "",
+      /resized by the hub to 1280x720/,
+    );
   });
 
   it("an instance defined through the admin API serves the models put on it", async () => {
