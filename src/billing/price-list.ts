@@ -188,6 +188,10 @@ const SOURCES = {
     "OpenRouter Image API docs (openrouter.ai/docs/guides/overview/multimodal/image-generation) and model pages; provider list prices passed through; checked 2026-12-03",
   openrouterGemini:
     "estimate: Google's image-output token price assumed passed through by OpenRouter (its model pages show text rates only); checked 2026-12-03",
+  stability:
+    "Stability AI platform pricing (platform.stability.ai/pricing, as copied by developer.puter.com, June 2026): credits per image, 1 credit = $0.01; checked 2026-12-03",
+  stabilityFlash:
+    "estimate: Stability AI platform pricing: SD 3.5 Flash 2.5 credits, as cited by public client code (no stored copy of the page itself); checked 2026-12-03",
   azure:
     "estimate: Azure OpenAI Global Standard assumed at OpenAI's list price (Azure's pricing page shows no figures in any stored copy; Data Zone deployments cost 10 to 20 % more), checked 2026-12-03",
   a1111:
@@ -274,12 +278,24 @@ export const SEED_IMAGE_PRICES: ImagePrice[] = [
   ...scaledGemini3(4).map((size) =>
     price("openrouter/gemini-3-pro-image", size, "*", 240_000, SOURCES.openrouterGemini),
   ),
+  // OpenRouter's gpt-image-2 takes no `auto` size, so it has no `auto` rows.
   ...gptImageRows(
     "openrouter/gpt-image-2",
     GPT_IMAGE_2_TIERS,
     GPT_IMAGE_2_TIERS["<=3840x2160"] as ByQuality,
     () => SOURCES.openrouter,
-  ),
+  ).filter((row) => row.size !== "auto"),
+
+  // Stability bills credits per image ($0.01 a credit), whatever the size.
+  price("stable-image-ultra", "*", "*", 80_000, SOURCES.stability),
+  price("stable-image-core", "*", "*", 30_000, SOURCES.stability),
+  price("sd3.5-large", "*", "*", 65_000, SOURCES.stability),
+  price("sd3.5-large-turbo", "*", "*", 40_000, SOURCES.stability),
+  price("sd3.5-medium", "*", "*", 35_000, SOURCES.stability),
+  price("sd3.5-flash", "*", "*", 25_000, SOURCES.stabilityFlash),
+  price("sd3-large", "*", "*", 65_000, SOURCES.stability),
+  price("sd3-large-turbo", "*", "*", 40_000, SOURCES.stability),
+  price("sd3-medium", "*", "*", 35_000, SOURCES.stability),
 
   // Azure OpenAI: OpenAI's models as deployments, priced as OpenAI lists them (an estimate).
   ...gptImageRows(

@@ -12,6 +12,7 @@ import { createLocalProvider } from "./local.ts";
 import { createOpenAIProvider } from "./openai.ts";
 import { createOpenAICompatibleProvider, presetQuirks } from "./openai-compatible.ts";
 import { createOpenRouterProvider } from "./openrouter.ts";
+import { createStabilityProvider } from "./stability.ts";
 import type { HttpProviderOptions, ImageProvider } from "./types.ts";
 import { createXaiProvider } from "./xai.ts";
 
@@ -59,10 +60,6 @@ interface KindInfo {
   create(settings: ProviderSettings): ImageProvider;
 }
 
-const unavailable = (kind: string) => (): ImageProvider => {
-  throw new Error(`The ${kind} provider kind is not built into this hub yet.`);
-};
-
 export const KIND_INFO: Record<ProviderKind, KindInfo> = {
   openai: {
     displayName: "OpenAI",
@@ -105,7 +102,7 @@ export const KIND_INFO: Record<ProviderKind, KindInfo> = {
     displayName: "Stability AI",
     defaultBaseURL: "https://api.stability.ai",
     keyOptional: false,
-    create: unavailable("stability"),
+    create: createStabilityProvider,
   },
   a1111: {
     displayName: "AUTOMATIC1111",

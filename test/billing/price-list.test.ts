@@ -47,7 +47,7 @@ const SELF_HOSTED = new Set(["a1111"]);
 /** Each size a model accepts, as the book is asked for it (undefined is `auto`). */
 function sizesOf(model: ModelSpec): (string | undefined)[] {
   const sizes: (string | undefined)[] =
-    model.sizes.kind === "list" ? [...model.sizes.sizes] : (RULE_SIZES[model.id] ?? []);
+    model.sizes.kind === "list" ? [...model.sizes.sizes] : [...(RULE_SIZES[model.id] ?? [])];
   assert.ok(sizes.length > 0, `${model.id} has sizes to check`);
   if (model.sizes.auto) sizes.push(undefined);
   return sizes;

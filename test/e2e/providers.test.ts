@@ -15,6 +15,7 @@ import { type A1111Simulator, startA1111Simulator } from "../sim/a1111.ts";
 import { type AzureSimulator, startAzureSimulator } from "../sim/azure.ts";
 import { type CompatibleSimulator, startCompatibleSimulator } from "../sim/openai-compatible.ts";
 import { type OpenRouterSimulator, startOpenRouterSimulator } from "../sim/openrouter.ts";
+import { type StabilitySimulator, startStabilitySimulator } from "../sim/stability.ts";
 import { startXaiSimulator, type XaiSimulator } from "../sim/xai.ts";
 
 const LOCALAI_KEY = "sk-localai-0123456789";
@@ -25,6 +26,7 @@ const CREDIT_MICROS = 50_000_000;
 let a1111: A1111Simulator;
 let xai: XaiSimulator;
 let openrouter: OpenRouterSimulator;
+let stability: StabilitySimulator;
 let azure: AzureSimulator;
 let localai: CompatibleSimulator;
 let together: CompatibleSimulator;
@@ -37,6 +39,7 @@ before(async () => {
   a1111 = await startA1111Simulator();
   xai = await startXaiSimulator();
   openrouter = await startOpenRouterSimulator();
+  stability = await startStabilitySimulator();
   azure = await startAzureSimulator({ deployments: { "gpt-image-2": "gpt-image-2" } });
   localai = await startCompatibleSimulator({
     quirks: OPENAI_COMPATIBLE_PRESETS.localai,
@@ -57,6 +60,8 @@ before(async () => {
     XAI_BASE_URL: xai.baseURL,
     OPENROUTER_API_KEY: openrouter.apiKey,
     OPENROUTER_BASE_URL: openrouter.baseURL,
+    STABILITY_API_KEY: stability.apiKey,
+    STABILITY_BASE_URL: stability.baseURL,
     AZURE_OPENAI_API_KEY: azure.apiKey,
     AZURE_OPENAI_ENDPOINT: azure.endpoint,
     OPENAI_COMPATIBLE_LOCALAI_BASE_URL: localai.baseURL,
@@ -89,7 +94,9 @@ before(async () => {
 
 after(async () => {
   await hub?.close();
-  for (const sim of [a1111, xai, openrouter, azure, localai, together, own]) await sim?.close();
+  for (const sim of [a1111, xai, openrouter, stability, azure, localai, together, own]) {
+    await sim?.close();
+  }
 });
 
 async function call(method: string, path: string, key: string, body?: unknown) {
@@ -147,6 +154,7 @@ const CASES = [
     size: "1024x1024",
     free: false,
   },
+  { kind: "stability", model: "stable-image-core", size: "1344x768", free: false },
   { kind: "azure", model: "azure/gpt-image-2", size: "1024x1024", free: false },
   { kind: "openai-compatible (LocalAI)", model: "localai/sd-1.5", size: "512x512", free: false },
   {
@@ -190,6 +198,7 @@ describe("every provider kind, the whole pipeline", () => {
     for (const [model, provider] of [
       ["a1111/sd-checkpoint", "a1111"],
       ["grok-imagine-image", "xai"],
+      ["stable-image-ultra", "stability"],
       ["openrouter/gpt-image-2", "openrouter"],
       ["azure/gpt-image-2", "azure"],
       ["localai/sd-1.5", "localai"],
