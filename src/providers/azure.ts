@@ -26,11 +26,13 @@
  */
 import { invalidRequest } from "../errors.ts";
 import {
+  type Endpoint,
   editForm,
   imagesResultOf,
   jsonRequestInit,
   mimeTypeOfFormat,
   multipartRequestInit,
+  type Parameter,
 } from "./openai-images.ts";
 import type { HttpProviderOptions, ImageProvider, ProviderCall, ProviderResult } from "./types.ts";
 import {
@@ -47,17 +49,6 @@ export interface AzureProviderOptions extends HttpProviderOptions {
 }
 
 export const AZURE_DEFAULT_API_VERSION = "preview";
-
-type Endpoint = "generation" | "edit";
-
-/** A setting of the call, by the name the API gives it. */
-type Parameter =
-  | "quality"
-  | "style"
-  | "background"
-  | "output_format"
-  | "output_compression"
-  | "moderation";
 
 /** What Azure's GPT image deployments take beyond model, prompt, n, size and user. */
 const ACCEPTED: Record<Endpoint, readonly Parameter[]> = {

@@ -22,6 +22,17 @@ import { parseUpstreamJson, type UpstreamRequest } from "./upstream.ts";
  * The mime type of a reply's base64 images: from the `output_format` the reply names (undefined
  * when it names none) and, for servers that name nothing, the image's own first bytes.
  */
+export type Endpoint = "generation" | "edit";
+
+/** A setting of the call beyond model, prompt, n, size and user, by the name OpenAI gives it. */
+export type Parameter =
+  | "quality"
+  | "style"
+  | "background"
+  | "output_format"
+  | "output_compression"
+  | "moderation";
+
 export type MimeTypeOf = (outputFormat: string | undefined, base64: Base64) => ImageMimeType;
 
 /** The mime type of an `output_format` value; undefined for anything else. */

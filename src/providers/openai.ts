@@ -8,6 +8,7 @@
  */
 import { invalidRequest } from "../errors.ts";
 import {
+  type Endpoint,
   editForm,
   imagesResultOf,
   invalidResponse,
@@ -15,6 +16,7 @@ import {
   type MimeTypeOf,
   mimeTypeOfFormat,
   multipartRequestInit,
+  type Parameter,
 } from "./openai-images.ts";
 import type {
   HttpProviderOptions,
@@ -32,16 +34,6 @@ import {
 } from "./upstream.ts";
 
 type ModelFamily = "dall-e-2" | "dall-e-3" | "gpt-image";
-type Endpoint = "generation" | "edit";
-
-/** A setting of the call, by the name OpenAI gives it. */
-type Parameter =
-  | "quality"
-  | "style"
-  | "background"
-  | "output_format"
-  | "output_compression"
-  | "moderation";
 
 /**
  * What each family takes beyond model, prompt, n, size and user. DALL·E models also take
