@@ -121,8 +121,10 @@ export const OPENAI_COMPATIBLE_PRESETS = {
     edits: false,
     extraBody: { watermark: false },
     extra: true,
-    // Ark's codes for a refused prompt or image (from its error-code list; not yet seen live).
+    // ModelArk's codes for a refused prompt or image, 400 BadRequest (BytePlus ModelArk error
+    // codes, docs.byteplus.com/docs/ModelArk/1299023, checked 2026-12-03).
     contentPolicyCodes: [
+      "SensitiveContentDetected",
       "InputTextSensitiveContentDetected",
       "InputImageSensitiveContentDetected",
       "OutputImageSensitiveContentDetected",
