@@ -179,9 +179,12 @@ export function createOpenAICompatibleProvider(options: OpenAICompatibleOptions)
   const baseURL = options.baseURL.replace(/\/+$/, "");
   const timeoutMs = options.timeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
   const policyCodes = new Set((quirks.contentPolicyCodes ?? []).map((code) => code.toLowerCase()));
+  // A code may carry a detail after a dot (ModelArk's `SensitiveContentDetected.Violence`).
   const isContentPolicy = (_status: number, upstream: UpstreamErrorBody) =>
     upstream.code !== undefined &&
-    (policyCodes.has(upstream.code.toLowerCase()) || upstream.code === "content_policy_violation");
+    (policyCodes.has(upstream.code.toLowerCase()) ||
+      policyCodes.has(upstream.code.split(".")[0]?.toLowerCase() ?? "") ||
+      upstream.code === "content_policy_violation");
 
   return {
     name,
