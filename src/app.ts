@@ -113,10 +113,19 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const prices = await createPriceService(db);
   app.addHook("onClose", async () => prices.stop());
   const vault = createVault(config.masterKey);
+  // The one way to fetch a URL the hub did not make: clients' input images and upstreams' results.
+  const fetcher = createSafeFetcher({
+    allowCidrs: config.imageFetchAllowCidrs,
+    maxBytes: config.maxInputImageBytes,
+  });
+  app.addHook("onClose", () => fetcher.close());
+  const fetchUpstreamImage = async (url: string, signal: AbortSignal) =>
+    (await fetcher.fetch(url, { param: "upstream_url", signal })).bytes;
   const registry = createProviderRegistry({
     db,
     vault,
     instances: config.providerInstances,
+    fetchResult: fetchUpstreamImage,
     // Calls name their model's budget; this is only for a call that names none.
     timeoutMs: config.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
     maxReplyBytes: config.maxUpstreamReplyBytes,
@@ -147,12 +156,6 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
   const stopSweeper = startSweeper({ store, intervalMs: SWEEP_INTERVAL_MS, clock, log: app.log });
   app.addHook("onClose", () => stopSweeper());
-
-  const fetcher = createSafeFetcher({
-    allowCidrs: config.imageFetchAllowCidrs,
-    maxBytes: config.maxInputImageBytes,
-  });
-  app.addHook("onClose", () => fetcher.close());
 
   // The domain. The catalog is the built-in models merged with the operators' (images/catalog-store.ts);
   // the board holds what the providers' model lists say, read before the hub serves.
@@ -197,8 +200,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       maxBytes: config.maxInputImageBytes,
       maxPixels: config.maxInputPixels,
     }),
-    fetchUpstreamImage: async (url, signal) =>
-      (await fetcher.fetch(url, { param: "upstream_url", signal })).bytes,
+    fetchUpstreamImage,
     hostImage: async (bytes, mimeType) => (await host.save(bytes, mimeType)).url,
     accounting: createAccounting({ db, prices: prices.book, log: app.log }),
     admit: createAdmission({ limiter: createRateLimiter({ clock }) }),

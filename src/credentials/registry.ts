@@ -83,6 +83,8 @@ export interface ProviderRegistryOptions {
   vault: Pick<Vault, "decrypt">;
   /** The instances the environment configures (credentials/instances.ts). */
   instances: readonly ProviderInstance[];
+  /** Fetches an upstream's result URL through the guarded fetch (task-based providers). */
+  fetchResult?: (url: string, signal: AbortSignal) => Promise<Buffer>;
   /** Upstream time budget for one call, in milliseconds. */
   timeoutMs: number;
   dispatcher?: Dispatcher;
@@ -162,6 +164,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
       apiKey,
       baseURL,
       options: instanceOptions,
+      fetchResult: options.fetchResult,
       dispatcher: options.dispatcher,
       byteBudget: options.byteBudget,
       timeoutMs: options.timeoutMs,

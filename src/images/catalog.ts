@@ -77,6 +77,8 @@ export interface ModelSpec {
    * (vendors that take aspect ratios); false answers 400 naming the sizes it takes.
    */
   resizeToFit: boolean;
+  /** A document the provider fills in per request (a ComfyUI workflow); undefined for most. */
+  requestTemplate: Readonly<Record<string, unknown>> | undefined;
   /** Vendor options the model takes in a request's `extra`, by name (images/extra-options.ts). */
   extraOptions: Readonly<Record<string, ExtraOption>>;
   /** `ai` for real models; `placeholder` for the offline test pattern. */

@@ -482,6 +482,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       mask,
       user: job.user,
       extra: job.extra,
+      template: job.model.requestTemplate,
       signal,
       // What is left of the budget: a retry never gets more time than the first try had.
       timeoutMs: Math.max(1, Math.round(budgetEndsAt - performance.now())),

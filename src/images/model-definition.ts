@@ -144,6 +144,18 @@ export const ModelFields = Type.Object(
     background: Type.Optional(Type.Boolean()),
     moderation: Type.Optional(Type.Boolean()),
     extra_options: Type.Optional(ExtraOptions),
+    request_template: Type.Optional(
+      Nullable(
+        Type.Object(
+          {},
+          {
+            additionalProperties: true,
+            description:
+              "A document the provider fills in per request: a ComfyUI workflow (API format) with placeholders such as {{prompt}}, {{width}}, {{height}}, {{seed}}, {{count}}.",
+          },
+        ),
+      ),
+    ),
     resize_to_fit: Type.Optional(
       Type.Boolean({
         description:

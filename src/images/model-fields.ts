@@ -66,6 +66,7 @@ export function specFromFields(fields: ModelFieldValues, origin: ModelSpec["orig
     background: fields.background ?? false,
     moderation: fields.moderation ?? false,
     extraOptions: fields.extra_options ?? {},
+    requestTemplate: (fields.request_template ?? undefined) as ModelSpec["requestTemplate"],
     resizeToFit: fields.resize_to_fit ?? false,
     kind: fields.kind ?? "ai",
     shutdownDate: fields.shutdown_date ?? null,
@@ -112,6 +113,7 @@ export function fieldsOfSpec(spec: ModelSpec): Required<Omit<ModelFieldValues, "
     background: spec.background,
     moderation: spec.moderation,
     extra_options: { ...spec.extraOptions },
+    request_template: spec.requestTemplate ?? null,
     resize_to_fit: spec.resizeToFit,
     timeout_ms: spec.timeoutMs,
     aliases: [...spec.aliases],
@@ -143,6 +145,7 @@ export const CAPABILITY_FIELDS = [
   "background",
   "moderation",
   "extra_options",
+  "request_template",
   "resize_to_fit",
   "timeout_ms",
 ] as const satisfies readonly (keyof ModelFieldValues)[];

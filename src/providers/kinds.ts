@@ -48,6 +48,8 @@ export interface ProviderSettings extends HttpProviderOptions {
   /** The instance's provider id (`localai`), for messages. */
   id: string;
   options: InstanceOptions;
+  /** Fetches a result URL through the hub's guarded fetch (task-based kinds fetch at once). */
+  fetchResult?: (url: string, signal: AbortSignal) => Promise<Buffer>;
 }
 
 interface KindInfo {

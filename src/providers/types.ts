@@ -45,6 +45,11 @@ export interface ProviderCall {
    * for the model reach here. Undefined when none.
    */
   extra: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * The model's request template from the catalog (`request_template`), for APIs whose model is
+   * a document of its own: a ComfyUI workflow with placeholders. Undefined for most models.
+   */
+  template: Readonly<Record<string, unknown>> | undefined;
   signal: AbortSignal;
   /** This call's time budget (the model's, see the catalog); the provider's default if unset. */
   timeoutMs?: number;

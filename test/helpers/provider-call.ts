@@ -20,6 +20,7 @@ export function providerCall(overrides: Partial<ProviderCall> = {}): ProviderCal
     mask: undefined,
     user: undefined,
     extra: undefined,
+    template: undefined,
     signal: new AbortController().signal,
     ...overrides,
   };
