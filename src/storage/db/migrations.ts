@@ -146,4 +146,27 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE provider_credentials ADD COLUMN options TEXT;
     `,
   },
+  {
+    version: 7,
+    name: "upstream tasks in flight",
+    // A task-based provider's task, written before it is polled and deleted when it ends: a hub
+    // that dies meanwhile finds it at its next start and settles its reservation
+    // (images/task-recovery.ts), which the start's release of dead reservations leaves alone.
+    sql: `
+      CREATE TABLE upstream_tasks (
+        provider TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        reservation_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        size TEXT,
+        quality TEXT,
+        images INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (provider, task_id)
+      );
+      CREATE INDEX upstream_tasks_reservation ON upstream_tasks (reservation_id);
+    `,
+  },
 ];

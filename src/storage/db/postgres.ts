@@ -26,7 +26,10 @@ import {
   type Row,
   tokenPriceFromRow,
   tokenPriceValues,
+  UPSTREAM_TASK_COLUMNS,
   USAGE_COLUMNS,
+  upstreamTaskFromRow,
+  upstreamTaskValues,
   usageFromRow,
   usageValues,
 } from "./rows.ts";
@@ -322,7 +325,9 @@ export async function openPostgresDatabase(
     async releaseReservations(before) {
       const row = await first(
         `WITH released AS (
-          DELETE FROM reservations WHERE created_at < $1 RETURNING key_id, amount_micros
+          DELETE FROM reservations WHERE created_at < $1
+            AND id NOT IN (SELECT reservation_id FROM upstream_tasks)
+            RETURNING key_id, amount_micros
         ), owed AS (
           SELECT key_id, SUM(amount_micros) AS amount_micros FROM released GROUP BY key_id
         ), refunded AS (
@@ -484,6 +489,27 @@ export async function openPostgresDatabase(
     async listCatalogModels() {
       const rows = await query('SELECT * FROM catalog_models ORDER BY id COLLATE "C"');
       return rows.map(catalogModelFromRow);
+    },
+
+    async putUpstreamTask(record) {
+      await pool.query(
+        `INSERT INTO upstream_tasks (${UPSTREAM_TASK_COLUMNS})
+          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+          ON CONFLICT (provider, task_id) DO UPDATE SET state = excluded.state`,
+        upstreamTaskValues(record),
+      );
+    },
+    async deleteUpstreamTask(provider, taskId) {
+      return changed("DELETE FROM upstream_tasks WHERE provider = $1 AND task_id = $2", [
+        provider,
+        taskId,
+      ]);
+    },
+    async listUpstreamTasks() {
+      const rows = await query(
+        'SELECT * FROM upstream_tasks ORDER BY created_at, task_id COLLATE "C"',
+      );
+      return rows.map(upstreamTaskFromRow);
     },
     async putCatalogModel(record) {
       await catalogWrite(

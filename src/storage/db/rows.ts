@@ -11,6 +11,7 @@ import type {
   ModelRouteRecord,
   ProviderCredentialRecord,
   TokenPrice,
+  UpstreamTaskRecord,
   UsageRecord,
 } from "./types.ts";
 
@@ -101,6 +102,40 @@ export function credentialFromRow(row: Row): ProviderCredentialRecord {
       row.options == null ? null : (JSON.parse(String(row.options)) as Record<string, string>),
   };
 }
+
+export function upstreamTaskFromRow(row: Row): UpstreamTaskRecord {
+  return {
+    provider: String(row.provider),
+    taskId: String(row.task_id),
+    reservationId: String(row.reservation_id),
+    keyId: String(row.key_id),
+    model: String(row.model),
+    size: nullableText(row.size),
+    quality: nullableText(row.quality),
+    images: Number(row.images),
+    state: JSON.parse(String(row.state)) as Record<string, string>,
+    createdAt: Number(row.created_at),
+  };
+}
+
+/** In the order of the upstream_tasks columns as UPSTREAM_TASK_INSERT names them. */
+export function upstreamTaskValues(record: UpstreamTaskRecord): SqlValue[] {
+  return [
+    record.provider,
+    record.taskId,
+    record.reservationId,
+    record.keyId,
+    record.model,
+    record.size,
+    record.quality,
+    record.images,
+    JSON.stringify(record.state),
+    record.createdAt,
+  ];
+}
+
+export const UPSTREAM_TASK_COLUMNS =
+  "provider, task_id, reservation_id, key_id, model, size, quality, images, state, created_at";
 
 export function modelRouteFromRow(row: Row): ModelRouteRecord {
   return {

@@ -23,7 +23,10 @@ import {
   modelsToText,
   tokenPriceFromRow,
   tokenPriceValues,
+  UPSTREAM_TASK_COLUMNS,
   USAGE_COLUMNS,
+  upstreamTaskFromRow,
+  upstreamTaskValues,
   usageFromRow,
   usageValues,
 } from "./rows.ts";
@@ -79,9 +82,14 @@ export function openSqliteDatabase(file: string): Database {
     refund: db.prepare(
       "UPDATE api_keys SET balance_micros = balance_micros + ? WHERE id = ? AND balance_micros IS NOT NULL",
     ),
-    oldReservations: db.prepare(
-      "SELECT id, key_id, amount_micros FROM reservations WHERE created_at < ?",
+    // A reservation with a task in flight is task-recovery's to settle, not released here.
+    oldReservations: db.prepare(`SELECT id, key_id, amount_micros FROM reservations
+      WHERE created_at < ? AND id NOT IN (SELECT reservation_id FROM upstream_tasks)`),
+    putUpstreamTask: db.prepare(
+      `INSERT OR REPLACE INTO upstream_tasks (${UPSTREAM_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
+    deleteUpstreamTask: db.prepare("DELETE FROM upstream_tasks WHERE provider = ? AND task_id = ?"),
+    selectUpstreamTasks: db.prepare("SELECT * FROM upstream_tasks ORDER BY created_at, task_id"),
     insertUsage: db.prepare(
       `INSERT INTO usage_records (${USAGE_COLUMNS.join(", ")})
         VALUES (${USAGE_COLUMNS.map(() => "?").join(", ")})`,
@@ -338,6 +346,16 @@ export function openSqliteDatabase(file: string): Database {
 
     async listCatalogModels() {
       return statements.selectCatalogModels.all().map(catalogModelFromRow);
+    },
+
+    async putUpstreamTask(record) {
+      statements.putUpstreamTask.run(...upstreamTaskValues(record));
+    },
+    async deleteUpstreamTask(provider, taskId) {
+      return Number(statements.deleteUpstreamTask.run(provider, taskId).changes) === 1;
+    },
+    async listUpstreamTasks() {
+      return statements.selectUpstreamTasks.all().map(upstreamTaskFromRow);
     },
     async putCatalogModel(record) {
       statements.putCatalogModel.run(...catalogModelValues(record));

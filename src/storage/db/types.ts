@@ -136,6 +136,23 @@ export interface ProviderCredentialRecord {
   options: Record<string, string> | null;
 }
 
+/** A task-based provider's task in flight, and the request it belongs to. */
+export interface UpstreamTaskRecord {
+  provider: string;
+  taskId: string;
+  /** The request's reservation (its usage record's id). */
+  reservationId: string;
+  keyId: string;
+  /** The catalog id of the model that was called, and what it was asked for (for the price). */
+  model: string;
+  size: string | null;
+  quality: string | null;
+  images: number;
+  /** What polling and cancelling the task need (the adapter's `SubmittedTask.state`). */
+  state: Record<string, string>;
+  createdAt: number;
+}
+
 /** One step of a model's fallback list: another model, optionally on one named credential. */
 export interface FallbackTarget {
   /** A catalog model id. */
@@ -280,5 +297,10 @@ export interface Database {
    */
   onCatalogChange(listener: () => void): () => void;
 
+  /** Writes a task down before it is polled (crash recovery). */
+  putUpstreamTask(record: UpstreamTaskRecord): Promise<void>;
+  /** Forgets a task that ended; false when there was none. */
+  deleteUpstreamTask(provider: string, taskId: string): Promise<boolean>;
+  listUpstreamTasks(): Promise<UpstreamTaskRecord[]>;
   close(): Promise<void>;
 }

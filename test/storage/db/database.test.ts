@@ -48,6 +48,7 @@ const TABLES = [
   "reservations",
   "schema_migrations",
   "token_prices",
+  "upstream_tasks",
   "usage_records",
 ];
 
@@ -438,6 +439,33 @@ for (const backend of backends) {
         await db().reserve({ id: "r1", keyId: "k1", amountMicros: 100_000, createdAt: T0 });
         await db().settle("r1", usage("u1", { costMicros: 150_000 }));
         assert.equal(await balance(), 900_000);
+      });
+
+      it("keeps a reservation with a task in flight for task recovery, and lists the task", async () => {
+        await db().createKey(key({ id: "k1", balanceMicros: 1_000_000 }));
+        await db().reserve({ id: "r1", keyId: "k1", amountMicros: 100_000, createdAt: T0 });
+        await db().reserve({ id: "r2", keyId: "k1", amountMicros: 200_000, createdAt: T0 });
+        const task = {
+          provider: "bfl",
+          taskId: "t-1",
+          reservationId: "r2",
+          keyId: "k1",
+          model: "flux-2-pro",
+          size: "1024x1024",
+          quality: null,
+          images: 1,
+          state: { polling_url: "https://api.bfl.ai/v1/get_result?id=t-1" },
+          createdAt: T0,
+        };
+        await db().putUpstreamTask(task);
+        assert.equal(await db().releaseReservations(T0 + 1), 1, "r1 only");
+        assert.equal(await balance("k1"), 800_000);
+        await opened?.reopen();
+        assert.deepEqual(await db().listUpstreamTasks(), [task]);
+        assert.equal(await db().deleteUpstreamTask("bfl", "t-1"), true);
+        assert.equal(await db().deleteUpstreamTask("bfl", "t-1"), false);
+        assert.equal(await db().releaseReservations(T0 + 1), 1, "r2, once its task is gone");
+        assert.equal(await balance("k1"), 1_000_000);
       });
 
       it("releases only reservations older than the cut-off, and counts them", async () => {
