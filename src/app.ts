@@ -47,6 +47,8 @@ import { startModelSync } from "./images/model-sync.ts";
 import { createRouteBook } from "./images/routes.ts";
 import { loadOrCreateSigningSecret } from "./images/secret.ts";
 import { createImageSourceLoader } from "./images/sources.ts";
+import { createTaskJournal } from "./images/task-journal.ts";
+import { startTaskRecovery } from "./images/task-recovery.ts";
 import { createUpstreamModelBoard } from "./images/upstream-models.ts";
 import { createByteBudget } from "./net/byte-budget.ts";
 import { createSafeFetcher } from "./net/safe-fetch.ts";
@@ -109,7 +111,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   // Resources, each closed when the app closes (hooks run in reverse order: the database last).
   const db = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   app.addHook("onClose", () => db.close());
-  await releaseAbandonedReservations(db, app, clock);
+  const alone = await releaseAbandonedReservations(db, app, clock);
   const prices = await createPriceService(db);
   app.addHook("onClose", async () => prices.stop());
   const vault = createVault(config.masterKey);
@@ -126,6 +128,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     vault,
     instances: config.providerInstances,
     fetchResult: fetchUpstreamImage,
+    journal: createTaskJournal({ db, clock }),
     // Calls name their model's budget; this is only for a call that names none.
     timeoutMs: config.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
     maxReplyBytes: config.maxUpstreamReplyBytes,
@@ -135,6 +138,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
   await registry.reload();
   reloadEveryMinute(app, "provider credentials", () => registry.reload());
+  startTaskRecovery({
+    db,
+    taskApi: (provider) => registry.taskApi(provider),
+    priceOf: (model, size, quality) =>
+      prices.book().perImageMicros(model, size ?? undefined, quality ?? undefined),
+    alone,
+    abandonedAfterMs: ABANDONED_RESERVATION_MS,
+    clock,
+    log: app.log,
+    onClose: (stop) => app.addHook("onClose", stop),
+  });
   const routes = createRouteBook(db);
   await routes.reload();
   reloadEveryMinute(app, "model routes", () => routes.reload());
@@ -364,7 +378,7 @@ async function releaseAbandonedReservations(
   db: Database,
   app: FastifyInstance,
   clock: () => number,
-): Promise<void> {
+): Promise<boolean> {
   const release = async (before: number) => {
     const released = await db.releaseReservations(before);
     if (released > 0) {
@@ -380,7 +394,7 @@ async function releaseAbandonedReservations(
   } else if (released > 0) {
     app.log.warn({ released }, "released reservations of requests that never ended");
   }
-  if (db.kind === "sqlite") return;
+  if (db.kind === "sqlite") return true;
   const timer = setInterval(() => {
     release(clock() - ABANDONED_RESERVATION_MS).catch((error: unknown) => {
       app.log.warn({ err: error }, "could not release abandoned reservations");
@@ -388,4 +402,5 @@ async function releaseAbandonedReservations(
   }, 5 * 60_000);
   timer.unref();
   app.addHook("onClose", async () => clearInterval(timer));
+  return released !== undefined;
 }

@@ -36,8 +36,10 @@ import {
   KIND_INFO,
   PROVIDER_KINDS,
   type ProviderKind,
+  type ProviderSettings,
 } from "../providers/kinds.ts";
 import { createLocalProvider } from "../providers/local.ts";
+import type { TaskApi, TaskJournal } from "../providers/tasks.ts";
 import type { ImageProvider, ProviderCall } from "../providers/types.ts";
 import type { Database, ProviderCredentialRecord } from "../storage/db/types.ts";
 import { createCredentialHealth } from "./health.ts";
@@ -85,6 +87,8 @@ export interface ProviderRegistryOptions {
   instances: readonly ProviderInstance[];
   /** Fetches an upstream's result URL through the guarded fetch (task-based providers). */
   fetchResult?: (url: string, signal: AbortSignal) => Promise<Buffer>;
+  /** Where task-based providers write their tasks down (images/task-journal.ts). */
+  journal?: TaskJournal;
   /** Upstream time budget for one call, in milliseconds. */
   timeoutMs: number;
   dispatcher?: Dispatcher;
@@ -120,6 +124,8 @@ export interface ProviderRegistry {
    * calls). Undefined when it can; why not, otherwise.
    */
   refusesCredential(provider: string, hasBaseUrl: boolean, kind?: string): string | undefined;
+  /** A task-based provider's bare task API (task recovery), or undefined for any other. */
+  taskApi(provider: string): TaskApi | undefined;
 }
 
 type ListOptions = Parameters<NonNullable<ImageProvider["listModels"]>>[0];
@@ -128,6 +134,8 @@ interface PoolEntry {
   id: string;
   provider: CredentialProvider;
   kind: ProviderKind;
+  /** What the client was made from, for the task API of task-based kinds. */
+  settings: ProviderSettings;
   weight: number;
   client: ImageProvider;
   source: CredentialView["source"];
@@ -152,24 +160,28 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   let state = build([]);
   let generation = 0;
 
-  function providerFor(
+  function settingsFor(
     id: string,
-    kind: ProviderKind,
     apiKey: string,
     baseURL: string,
     instanceOptions: InstanceOptions,
-  ): ImageProvider {
-    return KIND_INFO[kind].create({
+  ): ProviderSettings {
+    return {
       id,
       apiKey,
       baseURL,
       options: instanceOptions,
       fetchResult: options.fetchResult,
+      journal: options.journal,
       dispatcher: options.dispatcher,
       byteBudget: options.byteBudget,
       timeoutMs: options.timeoutMs,
       maxReplyBytes: options.maxReplyBytes,
-    });
+    };
+  }
+
+  function clientOf(kind: ProviderKind, settings: ProviderSettings) {
+    return { client: KIND_INFO[kind].create(settings), settings };
   }
 
   /**
@@ -217,12 +229,9 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         provider: instance.id,
         kind: instance.kind,
         weight: 1,
-        client: providerFor(
-          instance.id,
+        ...clientOf(
           instance.kind,
-          instance.apiKey,
-          instance.baseURL,
-          instance.options,
+          settingsFor(instance.id, instance.apiKey, instance.baseURL, instance.options),
         ),
         source: "environment",
       });
@@ -262,13 +271,10 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
             provider,
             kind: instance.kind,
             weight: record.weight,
-            client: providerFor(
-              provider,
+            // AUTOMATIC1111's "key" is its --api-auth user:pass (providers/a1111.ts).
+            ...clientOf(
               instance.kind,
-              apiKey,
-              record.baseUrl ?? instance.baseURL,
-              // AUTOMATIC1111's "key" is its --api-auth user:pass (providers/a1111.ts).
-              instance.options,
+              settingsFor(provider, apiKey, record.baseUrl ?? instance.baseURL, instance.options),
             ),
             source: "database",
           });
@@ -531,6 +537,13 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     pinned,
     resetHealth: (credentialId) => {
       health.reset(credentialId);
+    },
+    taskApi(provider) {
+      for (const entry of state.entries.values()) {
+        const make = KIND_INFO[entry.kind].taskApi;
+        if (entry.provider === provider && make) return make(entry.settings);
+      }
+      return undefined;
     },
     refusesCredential(provider, hasBaseUrl, kind) {
       const instance = instanceOf(

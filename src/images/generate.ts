@@ -27,6 +27,7 @@ import type { Catalog, ModelSpec, ProviderName } from "./catalog.ts";
 import { settleWithConcurrency } from "./fan-out.ts";
 import type { Serving } from "./lifecycle.ts";
 import { type ImageJob, type ImageJobRequest, type ImageSource, planImageJob } from "./plan.ts";
+import { runForRequest } from "./request-scope.ts";
 import { createDelivery, type GeneratedImageData, startsLikeAnImage } from "./results.ts";
 
 export type { GeneratedImageData };
@@ -187,7 +188,8 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       ]);
 
       const upstreamStartedAt = clock();
-      const served = await callTargets(targets, route, images, mask, signal);
+      const caller = { recordId, keyId: principal.keyId };
+      const served = await callTargets(targets, route, images, mask, signal, caller);
       const { calls, notes: fallbackNotes } = served;
       job = served.job;
       upstreamLatencyMs = clock() - upstreamStartedAt;
@@ -317,11 +319,12 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     images: InputImage[],
     mask: InputImage | undefined,
     signal: AbortSignal,
+    caller: { recordId: string; keyId: string },
   ) {
     const notes: string[] = [];
     let target = targets[0] as Target;
     for (;;) {
-      const calls = await callProvider(target, images, mask, signal, route.retryBillable);
+      const calls = await callProvider(target, images, mask, signal, route.retryBillable, caller);
       signal.throwIfAborted();
       if (calls.some((call) => call.status === "fulfilled" && call.value.images.length > 0)) {
         return { calls, job: target.job, notes };
@@ -430,8 +433,16 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     mask: InputImage | undefined,
     signal: AbortSignal,
     retryBillable: boolean,
+    caller: { recordId: string; keyId: string },
   ) {
     const { job, provider } = target;
+    // For the task journal: which reservation a task-based provider's task belongs to.
+    const inFlight = {
+      ...caller,
+      model: job.model.id,
+      size: job.size ?? null,
+      quality: job.quality ?? null,
+    };
     const policy: RetryPolicy = {
       maxAttempts: deps.maxAttempts ?? 3,
       retryBillable,
@@ -444,7 +455,8 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       for (let attempt = 1; ; attempt++) {
         signal.throwIfAborted();
         try {
-          return await provider.generate(callOf(job, count, images, mask, signal, budgetEndsAt));
+          const call = callOf(job, count, images, mask, signal, budgetEndsAt);
+          return await runForRequest(inFlight, () => provider.generate(call));
         } catch (error) {
           if (signal.aborted) throw error;
           const delay = retryDelayMs(error, attempt, budgetEndsAt - performance.now(), policy);

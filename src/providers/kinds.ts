@@ -13,6 +13,7 @@ import { createOpenAIProvider } from "./openai.ts";
 import { createOpenAICompatibleProvider, presetQuirks } from "./openai-compatible.ts";
 import { createOpenRouterProvider } from "./openrouter.ts";
 import { createStabilityProvider } from "./stability.ts";
+import type { TaskApi, TaskJournal } from "./tasks.ts";
 import type { HttpProviderOptions, ImageProvider } from "./types.ts";
 import { createXaiProvider } from "./xai.ts";
 
@@ -50,6 +51,8 @@ export interface ProviderSettings extends HttpProviderOptions {
   options: InstanceOptions;
   /** Fetches a result URL through the hub's guarded fetch (task-based kinds fetch at once). */
   fetchResult?: (url: string, signal: AbortSignal) => Promise<Buffer>;
+  /** Where task-based kinds write their tasks down (crash recovery). */
+  journal?: TaskJournal;
 }
 
 interface KindInfo {
@@ -60,6 +63,8 @@ interface KindInfo {
   /** Whether an instance is usable without an API key (a local server). */
   keyOptional: boolean;
   create(settings: ProviderSettings): ImageProvider;
+  /** Task-based kinds: the bare task API, for settling tasks a dead hub left (task recovery). */
+  taskApi?(settings: ProviderSettings): TaskApi;
 }
 
 export const KIND_INFO: Record<ProviderKind, KindInfo> = {

@@ -54,6 +54,8 @@ export interface TaskJournal {
 }
 
 export interface TaskEngineOptions {
+  /** The provider id the journal names (`bfl`); the API's name when unset. */
+  providerId?: string;
   /** Fetches a result URL through the hub's guarded fetch; URL images are kept as URLs if unset. */
   fetchResult?: (url: string, signal: AbortSignal) => Promise<Buffer>;
   journal?: TaskJournal;
@@ -84,7 +86,8 @@ export function createTaskProvider(api: TaskApi, options: TaskEngineOptions = {}
       timeoutMs: Math.max(1, Math.min(REQUEST_TIMEOUT_MS, endsAt - now())),
     });
     const task = await api.submit(call, context());
-    await options.journal?.submitted({ provider: api.name, task, call });
+    const provider = options.providerId ?? api.name;
+    await options.journal?.submitted({ provider, task, call });
     let ended = false;
     try {
       let waitMs: number = policy.firstMs;
@@ -111,7 +114,7 @@ export function createTaskProvider(api: TaskApi, options: TaskEngineOptions = {}
       ended = true;
       throw error;
     } finally {
-      if (ended) await options.journal?.ended({ provider: api.name, taskId: task.id });
+      if (ended) await options.journal?.ended({ provider, taskId: task.id });
     }
   }
 
