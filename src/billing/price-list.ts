@@ -192,6 +192,8 @@ const SOURCES = {
     "Stability AI platform pricing (platform.stability.ai/pricing, as copied by developer.puter.com, June 2026): credits per image, 1 credit = $0.01; checked 2026-12-03",
   stabilityFlash:
     "estimate: Stability AI platform pricing: SD 3.5 Flash 2.5 credits, as cited by public client code (no stored copy of the page itself); checked 2026-12-03",
+  ideogram:
+    "Ideogram API pricing (ideogram.ai/features/api-pricing, revised 2025-08-06, as copied by developer.puter.com June 2026; default confirmed by Ideogram's dry_run quote of 2026-10-10): per output image by rendering speed; checked 2026-12-03",
   azure:
     "estimate: Azure OpenAI Global Standard assumed at OpenAI's list price (Azure's pricing page shows no figures in any stored copy; Data Zone deployments cost 10 to 20 % more), checked 2026-12-03",
   a1111:
@@ -296,6 +298,13 @@ export const SEED_IMAGE_PRICES: ImagePrice[] = [
   price("sd3-large", "*", "*", 65_000, SOURCES.stability),
   price("sd3-large-turbo", "*", "*", 40_000, SOURCES.stability),
   price("sd3-medium", "*", "*", 35_000, SOURCES.stability),
+
+  // Ideogram bills per image by rendering speed (the hub's quality). A lookup with no quality
+  // is priced as the dearest, as for every model: what a reservation must cover.
+  price("ideogram-3", "*", "turbo", 30_000, SOURCES.ideogram),
+  price("ideogram-3", "*", "default", 60_000, SOURCES.ideogram),
+  price("ideogram-3", "*", "quality", 90_000, SOURCES.ideogram),
+  price("ideogram-3", "*", "*", 90_000, SOURCES.ideogram),
 
   // Azure OpenAI: OpenAI's models as deployments, priced as OpenAI lists them (an estimate).
   ...gptImageRows(

@@ -8,12 +8,13 @@
 import { createA1111Provider } from "./a1111.ts";
 import { createAzureProvider } from "./azure.ts";
 import { createGoogleProvider, GOOGLE_DEFAULT_BASE_URL } from "./google.ts";
+import { createIdeogramTaskApi, IDEOGRAM_DEFAULT_BASE_URL } from "./ideogram.ts";
 import { createLocalProvider } from "./local.ts";
 import { createOpenAIProvider } from "./openai.ts";
 import { createOpenAICompatibleProvider, presetQuirks } from "./openai-compatible.ts";
 import { createOpenRouterProvider } from "./openrouter.ts";
 import { createStabilityProvider } from "./stability.ts";
-import type { TaskApi, TaskJournal } from "./tasks.ts";
+import { createTaskProvider, type TaskApi, type TaskJournal } from "./tasks.ts";
 import type { HttpProviderOptions, ImageProvider } from "./types.ts";
 import { createXaiProvider } from "./xai.ts";
 
@@ -27,6 +28,7 @@ export const PROVIDER_KINDS = [
   "stability",
   "a1111",
   "openai-compatible",
+  "ideogram",
 ] as const;
 
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
@@ -65,6 +67,26 @@ interface KindInfo {
   create(settings: ProviderSettings): ImageProvider;
   /** Task-based kinds: the bare task API, for settling tasks a dead hub left (task recovery). */
   taskApi?(settings: ProviderSettings): TaskApi;
+}
+
+/**
+ * A task-based kind (submit, then poll): the task engine runs its API, with the hub's guarded
+ * fetch for results and its journal for crash recovery.
+ */
+function taskKind(
+  info: Omit<KindInfo, "create" | "taskApi">,
+  makeApi: (settings: ProviderSettings) => TaskApi,
+): KindInfo {
+  return {
+    ...info,
+    taskApi: makeApi,
+    create: (settings) =>
+      createTaskProvider(makeApi(settings), {
+        providerId: settings.id,
+        fetchResult: settings.fetchResult,
+        journal: settings.journal,
+      }),
+  };
 }
 
 export const KIND_INFO: Record<ProviderKind, KindInfo> = {
@@ -117,6 +139,10 @@ export const KIND_INFO: Record<ProviderKind, KindInfo> = {
     keyOptional: true,
     create: (settings) => createA1111Provider({ ...settings, auth: settings.options.basicAuth }),
   },
+  ideogram: taskKind(
+    { displayName: "Ideogram", defaultBaseURL: IDEOGRAM_DEFAULT_BASE_URL, keyOptional: false },
+    createIdeogramTaskApi,
+  ),
   "openai-compatible": {
     displayName: "OpenAI-compatible",
     defaultBaseURL: undefined,

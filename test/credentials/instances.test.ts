@@ -18,6 +18,7 @@ describe("instancesFromEnv", () => {
       ["xai", "xai", "https://api.x.ai/v1"],
       ["openrouter", "openrouter", "https://openrouter.ai/api/v1"],
       ["stability", "stability", "https://api.stability.ai"],
+      ["ideogram", "ideogram", "https://api.ideogram.ai"],
     ]);
   });
 
