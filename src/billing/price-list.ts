@@ -194,6 +194,9 @@ const SOURCES = {
     "estimate: Stability AI platform pricing: SD 3.5 Flash 2.5 credits, as cited by public client code (no stored copy of the page itself); checked 2026-12-03",
   ideogram:
     "Ideogram API pricing (ideogram.ai/features/api-pricing, revised 2025-08-06, as copied by developer.puter.com June 2026; default confirmed by Ideogram's dry_run quote of 2026-10-10): per output image by rendering speed; checked 2026-12-03",
+  fal: "fal model pages (fal.ai/models/<id>/llms.txt): price per output megapixel, rounded up; checked 2026-12-03",
+  falFlux2Pro:
+    "estimate: FLUX.2 [pro] on fal, $0.03 the first megapixel (BFL's pricing page and public fal price tables; fal's own page not stored); checked 2026-12-03",
   azure:
     "estimate: Azure OpenAI Global Standard assumed at OpenAI's list price (Azure's pricing page shows no figures in any stored copy; Data Zone deployments cost 10 to 20 % more), checked 2026-12-03",
   a1111:
@@ -305,6 +308,11 @@ export const SEED_IMAGE_PRICES: ImagePrice[] = [
   price("ideogram-3", "*", "default", 60_000, SOURCES.ideogram),
   price("ideogram-3", "*", "quality", 90_000, SOURCES.ideogram),
   price("ideogram-3", "*", "*", 90_000, SOURCES.ideogram),
+
+  // fal bills per output megapixel: every size it lists here is one.
+  price("fal-ai/flux/schnell", "*", "*", 3_000, SOURCES.fal),
+  price("fal-ai/flux/dev", "*", "*", 25_000, SOURCES.fal),
+  price("fal-ai/flux-2-pro", "*", "*", 30_000, SOURCES.falFlux2Pro),
 
   // Azure OpenAI: OpenAI's models as deployments, priced as OpenAI lists them (an estimate).
   ...gptImageRows(

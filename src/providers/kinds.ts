@@ -7,6 +7,7 @@
  */
 import { createA1111Provider } from "./a1111.ts";
 import { createAzureProvider } from "./azure.ts";
+import { createFalTaskApi, FAL_DEFAULT_BASE_URL } from "./fal.ts";
 import { createGoogleProvider, GOOGLE_DEFAULT_BASE_URL } from "./google.ts";
 import { createIdeogramTaskApi, IDEOGRAM_DEFAULT_BASE_URL } from "./ideogram.ts";
 import { createLocalProvider } from "./local.ts";
@@ -29,6 +30,7 @@ export const PROVIDER_KINDS = [
   "a1111",
   "openai-compatible",
   "ideogram",
+  "fal",
 ] as const;
 
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
@@ -142,6 +144,10 @@ export const KIND_INFO: Record<ProviderKind, KindInfo> = {
   ideogram: taskKind(
     { displayName: "Ideogram", defaultBaseURL: IDEOGRAM_DEFAULT_BASE_URL, keyOptional: false },
     createIdeogramTaskApi,
+  ),
+  fal: taskKind(
+    { displayName: "fal", defaultBaseURL: FAL_DEFAULT_BASE_URL, keyOptional: false },
+    createFalTaskApi,
   ),
   "openai-compatible": {
     displayName: "OpenAI-compatible",

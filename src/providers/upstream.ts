@@ -36,7 +36,7 @@ export interface UpstreamRequest {
   /** Largest reply read; MAX_UPSTREAM_REPLY_BYTES by default. */
   maxReplyBytes?: number;
   init: {
-    method: "POST" | "GET";
+    method: "POST" | "GET" | "PUT";
     headers: Record<string, string>;
     body?: string | Buffer;
   };

@@ -19,6 +19,7 @@ describe("instancesFromEnv", () => {
       ["openrouter", "openrouter", "https://openrouter.ai/api/v1"],
       ["stability", "stability", "https://api.stability.ai"],
       ["ideogram", "ideogram", "https://api.ideogram.ai"],
+      ["fal", "fal", "https://queue.fal.run"],
     ]);
   });
 
