@@ -197,6 +197,9 @@ const SOURCES = {
   fal: "fal model pages (fal.ai/models/<id>/llms.txt): price per output megapixel, rounded up; checked 2026-12-03",
   falFlux2Pro:
     "estimate: FLUX.2 [pro] on fal, $0.03 the first megapixel (BFL's pricing page and public fal price tables; fal's own page not stored); checked 2026-12-03",
+  bfl: "Black Forest Labs pricing (docs.bfl.ai/quick_start/pricing; github.com/black-forest-labs/skills bfl-api/SKILL.md): credits per image, 1 credit = $0.01; checked 2026-12-03",
+  bflFlux2:
+    "Black Forest Labs FLUX.2 megapixel pricing (github.com/black-forest-labs/skills bfl-api/SKILL.md, Jan 2026; developer.puter.com flux-api-pricing, Jun 2026): first MP + each further MP, priced at each pixel tier's largest image; input images of edits not included; checked 2026-12-03",
   azure:
     "estimate: Azure OpenAI Global Standard assumed at OpenAI's list price (Azure's pricing page shows no figures in any stored copy; Data Zone deployments cost 10 to 20 % more), checked 2026-12-03",
   a1111:
@@ -313,6 +316,25 @@ export const SEED_IMAGE_PRICES: ImagePrice[] = [
   price("fal-ai/flux/schnell", "*", "*", 3_000, SOURCES.fal),
   price("fal-ai/flux/dev", "*", "*", 25_000, SOURCES.fal),
   price("fal-ai/flux-2-pro", "*", "*", 30_000, SOURCES.falFlux2Pro),
+
+  // Black Forest Labs: FLUX.2 by the megapixel (each tier at its largest), the rest per image.
+  ...(
+    [
+      ["flux-2-pro", 30_729, 38_593, 77_915],
+      ["flux-2-max", 71_458, 87_186, 165_830],
+      ["flux-2-flex", 52_429, 78_644, 209_716],
+      ["flux-2-klein-9b", 15_098, 16_146, 21_389],
+      ["flux-2-klein-4b", 14_049, 14_573, 17_195],
+    ] as const
+  ).flatMap(([model, oneMp, wide, large]) => [
+    price(model, "<=1024x1024", "*", oneMp, SOURCES.bflFlux2),
+    price(model, "<=1536x1024", "*", wide, SOURCES.bflFlux2),
+    price(model, "<=2048x2048", "*", large, SOURCES.bflFlux2),
+  ]),
+  price("flux-kontext-pro", "*", "*", 40_000, SOURCES.bfl),
+  price("flux-kontext-max", "*", "*", 80_000, SOURCES.bfl),
+  price("flux-pro-1.1", "*", "*", 40_000, SOURCES.bfl),
+  price("flux-pro-1.1-ultra", "*", "*", 60_000, SOURCES.bfl),
 
   // Azure OpenAI: OpenAI's models as deployments, priced as OpenAI lists them (an estimate).
   ...gptImageRows(

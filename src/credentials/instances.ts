@@ -14,6 +14,7 @@
  * | `a1111`               | A1111_API_AUTH (optional user:pass)  | A1111_BASE_URL (required)                  |
  * | `ideogram`            | IDEOGRAM_API_KEY                     | IDEOGRAM_BASE_URL                          |
  * | `fal`                 | FAL_KEY                              | FAL_BASE_URL                               |
+ * | `bfl`                 | BFL_API_KEY                          | BFL_BASE_URL                               |
  * | lower-cased `<NAME>`  | OPENAI_COMPATIBLE_<NAME>_API_KEY     | OPENAI_COMPATIBLE_<NAME>_BASE_URL (required), `…_PRESET` |
  *
  * An instance is listed whenever its base URL is known (the vendor's default counts), key or no
@@ -80,6 +81,7 @@ export function instancesFromEnv(env: Env): ProviderInstance[] {
   add("a1111", "a1111", undefined, text(env, "A1111_BASE_URL"), { basicAuth: a1111Auth });
   add("ideogram", "ideogram", text(env, "IDEOGRAM_API_KEY"), text(env, "IDEOGRAM_BASE_URL"));
   add("fal", "fal", text(env, "FAL_KEY"), text(env, "FAL_BASE_URL"));
+  add("bfl", "bfl", text(env, "BFL_API_KEY"), text(env, "BFL_BASE_URL"));
 
   for (const name of Object.keys(env).sort()) {
     const match = COMPATIBLE.exec(name);

@@ -7,6 +7,7 @@
  */
 import { createA1111Provider } from "./a1111.ts";
 import { createAzureProvider } from "./azure.ts";
+import { BFL_DEFAULT_BASE_URL, createBflTaskApi } from "./bfl.ts";
 import { createFalTaskApi, FAL_DEFAULT_BASE_URL } from "./fal.ts";
 import { createGoogleProvider, GOOGLE_DEFAULT_BASE_URL } from "./google.ts";
 import { createIdeogramTaskApi, IDEOGRAM_DEFAULT_BASE_URL } from "./ideogram.ts";
@@ -31,6 +32,7 @@ export const PROVIDER_KINDS = [
   "openai-compatible",
   "ideogram",
   "fal",
+  "bfl",
 ] as const;
 
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
@@ -144,6 +146,10 @@ export const KIND_INFO: Record<ProviderKind, KindInfo> = {
   ideogram: taskKind(
     { displayName: "Ideogram", defaultBaseURL: IDEOGRAM_DEFAULT_BASE_URL, keyOptional: false },
     createIdeogramTaskApi,
+  ),
+  bfl: taskKind(
+    { displayName: "Black Forest Labs", defaultBaseURL: BFL_DEFAULT_BASE_URL, keyOptional: false },
+    createBflTaskApi,
   ),
   fal: taskKind(
     { displayName: "fal", defaultBaseURL: FAL_DEFAULT_BASE_URL, keyOptional: false },

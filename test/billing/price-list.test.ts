@@ -40,6 +40,17 @@ const RULE_SIZES: Record<string, string[]> = {
 // Azure's and OpenRouter's gpt-image-2 take the same sizes as OpenAI's.
 RULE_SIZES["azure/gpt-image-2"] = RULE_SIZES["gpt-image-2"] ?? [];
 RULE_SIZES["openrouter/gpt-image-2"] = RULE_SIZES["gpt-image-2"] ?? [];
+// FLUX.2 on BFL: multiples of 16 up to 2048 a side, a pixel tier each.
+for (const model of [
+  "flux-2-pro",
+  "flux-2-max",
+  "flux-2-flex",
+  "flux-2-klein-9b",
+  "flux-2-klein-4b",
+]) {
+  RULE_SIZES[model] = ["512x512", "1024x1024", "1536x1024", "1024x1536", "2048x1024", "2048x2048"];
+}
+RULE_SIZES["flux-pro-1.1"] = ["512x512", "1024x1024", "1440x1440", "1440x768", "768x1440"];
 
 /** Providers on the operator's own hardware: their models have no upstream cost. */
 const SELF_HOSTED = new Set(["a1111"]);

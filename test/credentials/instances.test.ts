@@ -20,6 +20,7 @@ describe("instancesFromEnv", () => {
       ["stability", "stability", "https://api.stability.ai"],
       ["ideogram", "ideogram", "https://api.ideogram.ai"],
       ["fal", "fal", "https://queue.fal.run"],
+      ["bfl", "bfl", "https://api.bfl.ai"],
     ]);
   });
 
