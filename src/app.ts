@@ -52,6 +52,7 @@ import { startTaskRecovery } from "./images/task-recovery.ts";
 import { createUpstreamModelBoard } from "./images/upstream-models.ts";
 import { createByteBudget } from "./net/byte-budget.ts";
 import { createSafeFetcher } from "./net/safe-fetch.ts";
+import { checkComfyWorkflow } from "./providers/comfyui.ts";
 import { DEFAULT_UPSTREAM_TIMEOUT_MS } from "./providers/upstream.ts";
 import { createDiskBlobStore } from "./storage/blobs/disk.ts";
 import { openDatabase } from "./storage/db/open.ts";
@@ -273,6 +274,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       prices,
       board,
       isProviderConfigured: (provider) => images.isProviderConfigured(provider),
+      templateProblem: (provider, template) =>
+        registry.kindOf(provider) === "comfyui" ? checkComfyWorkflow(template) : undefined,
       clock,
     }),
     auth,

@@ -200,6 +200,10 @@ const SOURCES = {
   bfl: "Black Forest Labs pricing (docs.bfl.ai/quick_start/pricing; github.com/black-forest-labs/skills bfl-api/SKILL.md): credits per image, 1 credit = $0.01; checked 2026-12-03",
   bflFlux2:
     "Black Forest Labs FLUX.2 megapixel pricing (github.com/black-forest-labs/skills bfl-api/SKILL.md, Jan 2026; developer.puter.com flux-api-pricing, Jun 2026): first MP + each further MP, priced at each pixel tier's largest image; input images of edits not included; checked 2026-12-03",
+  replicate:
+    "Replicate official-model pricing, per output image (model pages on replicate.com, as copied by cinemasetfree.com, lumenfall.ai and eachlabs.ai, 2026); checked 2026-12-03",
+  comfyui:
+    "self-hosted ComfyUI server (the operator's GPU): no upstream cost; set a price to recover it; checked 2026-12-03",
   azure:
     "estimate: Azure OpenAI Global Standard assumed at OpenAI's list price (Azure's pricing page shows no figures in any stored copy; Data Zone deployments cost 10 to 20 % more), checked 2026-12-03",
   a1111:
@@ -335,6 +339,11 @@ export const SEED_IMAGE_PRICES: ImagePrice[] = [
   price("flux-kontext-max", "*", "*", 80_000, SOURCES.bfl),
   price("flux-pro-1.1", "*", "*", 40_000, SOURCES.bfl),
   price("flux-pro-1.1-ultra", "*", "*", 60_000, SOURCES.bfl),
+
+  price("replicate/flux-schnell", "*", "*", 3_000, SOURCES.replicate),
+  price("replicate/flux-1.1-pro", "*", "*", 40_000, SOURCES.replicate),
+  price("replicate/ideogram-v3-turbo", "*", "*", 30_000, SOURCES.replicate),
+  price("comfyui/sdxl", "*", "*", 0, SOURCES.comfyui),
 
   // Azure OpenAI: OpenAI's models as deployments, priced as OpenAI lists them (an estimate).
   ...gptImageRows(

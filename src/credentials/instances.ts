@@ -15,6 +15,8 @@
  * | `ideogram`            | IDEOGRAM_API_KEY                     | IDEOGRAM_BASE_URL                          |
  * | `fal`                 | FAL_KEY                              | FAL_BASE_URL                               |
  * | `bfl`                 | BFL_API_KEY                          | BFL_BASE_URL                               |
+ * | `replicate`           | REPLICATE_API_TOKEN                  | REPLICATE_BASE_URL                         |
+ * | `comfyui`             | COMFYUI_API_KEY (optional, a proxy's) | COMFYUI_BASE_URL (required)               |
  * | lower-cased `<NAME>`  | OPENAI_COMPATIBLE_<NAME>_API_KEY     | OPENAI_COMPATIBLE_<NAME>_BASE_URL (required), `…_PRESET` |
  *
  * An instance is listed whenever its base URL is known (the vendor's default counts), key or no
@@ -82,6 +84,8 @@ export function instancesFromEnv(env: Env): ProviderInstance[] {
   add("ideogram", "ideogram", text(env, "IDEOGRAM_API_KEY"), text(env, "IDEOGRAM_BASE_URL"));
   add("fal", "fal", text(env, "FAL_KEY"), text(env, "FAL_BASE_URL"));
   add("bfl", "bfl", text(env, "BFL_API_KEY"), text(env, "BFL_BASE_URL"));
+  add("replicate", "replicate", text(env, "REPLICATE_API_TOKEN"), text(env, "REPLICATE_BASE_URL"));
+  add("comfyui", "comfyui", text(env, "COMFYUI_API_KEY"), text(env, "COMFYUI_BASE_URL"));
 
   for (const name of Object.keys(env).sort()) {
     const match = COMPATIBLE.exec(name);

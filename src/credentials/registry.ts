@@ -126,6 +126,8 @@ export interface ProviderRegistry {
   refusesCredential(provider: string, hasBaseUrl: boolean, kind?: string): string | undefined;
   /** A task-based provider's bare task API (task recovery), or undefined for any other. */
   taskApi(provider: string): TaskApi | undefined;
+  /** The kind of API a provider id speaks, or undefined when the hub has no such provider. */
+  kindOf(provider: string): ProviderKind | undefined;
 }
 
 type ListOptions = Parameters<NonNullable<ImageProvider["listModels"]>>[0];
@@ -537,6 +539,13 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     pinned,
     resetHealth: (credentialId) => {
       health.reset(credentialId);
+    },
+    kindOf(provider) {
+      if (provider === "local") return "local";
+      for (const entry of state.entries.values()) {
+        if (entry.provider === provider) return entry.kind;
+      }
+      return instanceOf(provider)?.kind;
     },
     taskApi(provider) {
       for (const entry of state.entries.values()) {

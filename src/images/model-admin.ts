@@ -26,6 +26,11 @@ export interface ModelAdminDeps {
   prices: Pick<PriceService, "book" | "putImagePrice" | "putTokenPrice" | "deleteImagePrice">;
   board: UpstreamModelBoard;
   isProviderConfigured(provider: ProviderName): boolean;
+  /** What is wrong with a model's request template for its provider (a ComfyUI workflow). */
+  templateProblem?(
+    provider: ProviderName,
+    template: Readonly<Record<string, unknown>>,
+  ): string | undefined;
   clock?: () => number;
 }
 
@@ -53,6 +58,15 @@ export function createModelAdmin(deps: ModelAdminDeps) {
       pricing: deps.prices.book().describe(model.id) ?? null,
       warnings: modelWarnings(model, life, deps.board, now),
     };
+  }
+
+  /** A template its provider cannot use is the admin's mistake: refused by name, not stored. */
+  function checkTemplate(spec: ModelSpec): void {
+    if (!spec.requestTemplate) return;
+    const problem = deps.templateProblem?.(spec.provider, spec.requestTemplate);
+    if (problem) {
+      throw invalidRequest(`Invalid 'request_template': ${problem}`, "request_template");
+    }
   }
 
   async function named(name: string): Promise<ModelSpec> {
@@ -103,6 +117,7 @@ export function createModelAdmin(deps: ModelAdminDeps) {
       const fields: ModelFieldValues = { ...capabilitiesOf(template), ...given, id };
       const spec = specFromFields(fields, "admin");
       checkAgainstCatalog(spec, deps.store);
+      checkTemplate(spec);
       const priceRows = pricesOf(price, spec, template, deps.prices);
       const inserted = await deps.db.insertCatalogModel({
         id,
@@ -138,6 +153,7 @@ export function createModelAdmin(deps: ModelAdminDeps) {
         definition.mode === "define" ? definition.fields : { ...fieldsOfSpec(model), ...given };
       const spec = specFromFields({ ...merged, id: model.id }, model.origin);
       checkAgainstCatalog(spec, deps.store);
+      checkTemplate(spec);
       const priceRows =
         price === undefined ? undefined : pricesOf(price, spec, undefined, deps.prices);
       await deps.db.putCatalogModel({

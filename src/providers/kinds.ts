@@ -8,6 +8,7 @@
 import { createA1111Provider } from "./a1111.ts";
 import { createAzureProvider } from "./azure.ts";
 import { BFL_DEFAULT_BASE_URL, createBflTaskApi } from "./bfl.ts";
+import { createComfyUITaskApi } from "./comfyui.ts";
 import { createFalTaskApi, FAL_DEFAULT_BASE_URL } from "./fal.ts";
 import { createGoogleProvider, GOOGLE_DEFAULT_BASE_URL } from "./google.ts";
 import { createIdeogramTaskApi, IDEOGRAM_DEFAULT_BASE_URL } from "./ideogram.ts";
@@ -15,6 +16,7 @@ import { createLocalProvider } from "./local.ts";
 import { createOpenAIProvider } from "./openai.ts";
 import { createOpenAICompatibleProvider, presetQuirks } from "./openai-compatible.ts";
 import { createOpenRouterProvider } from "./openrouter.ts";
+import { createReplicateTaskApi, REPLICATE_DEFAULT_BASE_URL } from "./replicate.ts";
 import { createStabilityProvider } from "./stability.ts";
 import { createTaskProvider, type TaskApi, type TaskJournal } from "./tasks.ts";
 import type { HttpProviderOptions, ImageProvider } from "./types.ts";
@@ -33,6 +35,8 @@ export const PROVIDER_KINDS = [
   "ideogram",
   "fal",
   "bfl",
+  "replicate",
+  "comfyui",
 ] as const;
 
 export type ProviderKind = (typeof PROVIDER_KINDS)[number];
@@ -150,6 +154,15 @@ export const KIND_INFO: Record<ProviderKind, KindInfo> = {
   bfl: taskKind(
     { displayName: "Black Forest Labs", defaultBaseURL: BFL_DEFAULT_BASE_URL, keyOptional: false },
     createBflTaskApi,
+  ),
+  replicate: taskKind(
+    { displayName: "Replicate", defaultBaseURL: REPLICATE_DEFAULT_BASE_URL, keyOptional: false },
+    createReplicateTaskApi,
+  ),
+  // A team's own GPU box: no key unless a proxy in front of it asks for one.
+  comfyui: taskKind(
+    { displayName: "ComfyUI", defaultBaseURL: undefined, keyOptional: true },
+    createComfyUITaskApi,
   ),
   fal: taskKind(
     { displayName: "fal", defaultBaseURL: FAL_DEFAULT_BASE_URL, keyOptional: false },

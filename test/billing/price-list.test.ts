@@ -51,9 +51,10 @@ for (const model of [
   RULE_SIZES[model] = ["512x512", "1024x1024", "1536x1024", "1024x1536", "2048x1024", "2048x2048"];
 }
 RULE_SIZES["flux-pro-1.1"] = ["512x512", "1024x1024", "1440x1440", "1440x768", "768x1440"];
+RULE_SIZES["comfyui/sdxl"] = ["512x512", "1024x1024", "1216x832", "2048x2048", "2048x512"];
 
 /** Providers on the operator's own hardware: their models have no upstream cost. */
-const SELF_HOSTED = new Set(["a1111"]);
+const SELF_HOSTED = new Set(["a1111", "comfyui"]);
 
 /** Each size a model accepts, as the book is asked for it (undefined is `auto`). */
 function sizesOf(model: ModelSpec): (string | undefined)[] {

@@ -21,6 +21,7 @@ describe("instancesFromEnv", () => {
       ["ideogram", "ideogram", "https://api.ideogram.ai"],
       ["fal", "fal", "https://queue.fal.run"],
       ["bfl", "bfl", "https://api.bfl.ai"],
+      ["replicate", "replicate", "https://api.replicate.com"],
     ]);
   });
 
