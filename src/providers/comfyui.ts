@@ -161,6 +161,8 @@ export function createComfyUITaskApi(options: ComfyUITaskOptions): TaskApi {
   ) {
     return {
       provider: PROVIDER,
+      // A refused workflow names the nodes at fault (`node_errors`), not just "failed validation".
+      describeError: nodeErrorSummary,
       dispatcher: options.dispatcher,
       byteBudget: options.byteBudget,
       maxReplyBytes: options.maxReplyBytes,
@@ -406,11 +408,8 @@ function failureOf(entry: HistoryEntry): HubError | undefined {
  */
 function workflowRefusal(error: unknown, model: string): unknown {
   if (!(error instanceof HubError) || error.status !== 400) return error;
-  const cause = error.cause as { upstream?: { message?: string }; text?: unknown } | undefined;
-  const detail =
-    (typeof cause?.text === "string" ? nodeErrorSummary(cause.text) : undefined) ??
-    cause?.upstream?.message ??
-    "invalid workflow";
+  const cause = error.cause as { upstream?: { message?: string } } | undefined;
+  const detail = cause?.upstream?.message ?? "invalid workflow";
   return upstreamFailed(`${PROVIDER} refused the workflow of model '${model}': ${detail}`, {
     code: "upstream_workflow_invalid",
     upstreamStatus: 400,

@@ -44,6 +44,11 @@ export interface UpstreamRequest {
   signal: AbortSignal;
   /** Says whether an upstream 4xx body means a content-policy refusal. */
   isContentPolicy?: (status: number, upstreamError: UpstreamErrorBody) => boolean;
+  /**
+   * The upstream's words for an error body in a shape of its own (ComfyUI's `node_errors`),
+   * used for the message where the common shapes say less; undefined to keep theirs.
+   */
+  describeError?: (text: string) => string | undefined;
 }
 
 export interface UpstreamErrorBody {
@@ -360,14 +365,15 @@ export function retryAfterSeconds(headers: Headers, now = Date.now()): number | 
  * message of an authentication failure, which is about the hub's credentials, not the client's.
  */
 export function errorFromUpstreamReply(
-  request: Pick<UpstreamRequest, "provider" | "isContentPolicy"> & {
+  request: Pick<UpstreamRequest, "provider" | "isContentPolicy" | "describeError"> & {
     init?: Pick<UpstreamRequest["init"], "headers">;
   },
   response: { status: number; headers: Headers },
   text: string,
 ): HubError {
   const status = response.status;
-  const parsed = parseUpstreamError(text);
+  const common = parseUpstreamError(text);
+  const parsed = { ...common, message: request.describeError?.(text) ?? common.message };
   const upstream = {
     ...parsed,
     message: parsed.message && redactSecrets(parsed.message, credentialsOf(request.init?.headers)),

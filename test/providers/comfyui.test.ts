@@ -152,13 +152,11 @@ describe("ComfyUI provider", () => {
     const error = await hubErrorOf(provider.generate(call({ template: broken })));
     assert.equal(error.status, 502);
     assert.equal(error.code, "upstream_workflow_invalid");
-    assert.match(error.message, /Prompt outputs failed validation/);
+    assert.match(error.message, /refused the workflow of model .sdxl.: /);
     assert.equal(sim.historyPolls.size, 0, "nothing queued, nothing polled");
   });
 
-  it("an invalid workflow's error names the node at fault", {
-    todo: "upstream.ts must keep the reply text in HubError.cause (cause.text) for this",
-  }, async () => {
+  it("an invalid workflow's error names the node at fault", async () => {
     const broken = structuredClone(SDXL_WORKFLOW) as Record<
       string,
       { inputs: Record<string, unknown> }
