@@ -16,7 +16,7 @@ import { openDatabase } from "../../src/storage/db/open.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
 import { freePort, type HubProcess, startHubProcess } from "../helpers/hub-process.ts";
 import { type BflTask, startBflSimulator } from "../sim/bfl.ts";
-import { startComfyUISimulator } from "../sim/comfyui.ts";
+import { SDXL_WORKFLOW, startComfyUISimulator } from "../sim/comfyui.ts";
 import { startFalSimulator } from "../sim/fal.ts";
 import { startIdeogramSimulator } from "../sim/ideogram.ts";
 import { startReplicateSimulator } from "../sim/replicate.ts";
@@ -99,6 +99,38 @@ describe("task-based providers, the whole pipeline", { timeout: 120_000 }, () =>
       assert.deepEqual(await hub.db.listUpstreamTasks(), [], "every task ended and was forgotten");
     });
   }
+
+  it("a ComfyUI workflow becomes a model through the admin API; a broken one is refused", async () => {
+    const define = (id: string, template: Record<string, unknown>) =>
+      fetch(`${hub.url}/api/admin/models`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${hub.adminKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ like: "comfyui/sdxl", id, request_template: template, price: 0 }),
+      });
+    const noPrompt = structuredClone(SDXL_WORKFLOW) as Record<
+      string,
+      { inputs: Record<string, unknown> }
+    >;
+    for (const node of Object.values(noPrompt)) {
+      for (const [name, value] of Object.entries(node.inputs)) {
+        if (value === "{{prompt}}") node.inputs[name] = "a fixed prompt";
+      }
+    }
+    const refused = await define("comfyui/broken", noPrompt);
+    const error = ((await refused.json()) as { error: { param: string } }).error;
+    assert.deepEqual([refused.status, error.param], [400, "request_template"]);
+    const made = await define("comfyui/mine", SDXL_WORKFLOW);
+    assert.equal(made.status, 201, await made.clone().text());
+    const response = await fetch(`${hub.url}/api/images/generations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${paying.key}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "comfyui/mine", prompt: "a lighthouse", size: "768x512" }),
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    const body = (await response.json()) as { data: Array<{ url: string }> };
+    const bytes = Buffer.from(await (await fetch(body.data[0]?.url ?? "")).arrayBuffer());
+    assert.deepEqual(await dimensionsOf(bytes), { width: 768, height: 512 });
+  });
 });
 
 describe("a hub killed mid-task", { timeout: 120_000 }, () => {
