@@ -29,6 +29,7 @@
 import sharp from "sharp";
 import { HubError, invalidRequest, upstreamFailed } from "../errors.ts";
 import type { ExtraOption } from "../images/extra-options.ts";
+import { ignoredHints } from "./ignored-hints.ts";
 import type {
   HttpProviderOptions,
   ImageMimeType,
@@ -126,7 +127,7 @@ export function createA1111Provider(options: A1111ProviderOptions): ImageProvide
         // Its init_images are a batch of separate edits, one result each: not what was asked.
         throw invalidRequest(`${PROVIDER} edits one image per request.`, "image");
       }
-      const warnings = ignoredHints(call);
+      const warnings = ignoredHints(PROVIDER, call);
       const edit = call.images.length > 0;
       const body = edit ? await img2imgBody(call, warnings) : txt2imgBody(call, warnings);
       const path = edit ? "img2img" : "txt2img";
@@ -177,25 +178,6 @@ async function withApiHint<T>(pending: Promise<T>): Promise<T> {
     }
     throw error;
   }
-}
-
-/** Settings of the call that webui has no notion of: reported, not sent. */
-function ignoredHints(call: ProviderCall): string[] {
-  const hints: [string, unknown][] = [
-    ["quality", call.quality],
-    ["style", call.style],
-    ["background", call.background],
-    ["output_compression", call.outputCompression],
-    ["moderation", call.moderation],
-    ["user", call.user],
-  ];
-  // It makes PNGs unless its operator chose otherwise; another format cannot be asked per call.
-  if (call.outputFormat !== undefined && call.outputFormat !== "png") {
-    hints.push(["output_format", call.outputFormat]);
-  }
-  return hints
-    .filter(([, value]) => value !== undefined)
-    .map(([name, value]) => `${PROVIDER} takes no '${name}'; '${String(value)}' was not sent.`);
 }
 
 /** What both endpoints take: prompt, batch, size, checkpoint and the declared options. */

@@ -33,6 +33,7 @@
 import { randomInt, randomUUID } from "node:crypto";
 import { HubError, invalidRequest, upstreamFailed } from "../errors.ts";
 import { EXTENSION_OF_MIME_TYPE, sniffImageType } from "../image-formats.ts";
+import { ignoredHints } from "./ignored-hints.ts";
 import { encodeMultipart } from "./multipart.ts";
 import type { SubmittedTask, TaskApi, TaskRequestContext } from "./tasks.ts";
 import type { HttpProviderOptions, ProviderCall, ProviderImage } from "./types.ts";
@@ -222,7 +223,7 @@ export function createComfyUITaskApi(options: ComfyUITaskOptions): TaskApi {
         { code: "model_misconfigured" },
       );
     }
-    const warnings = ignoredHints(call);
+    const warnings = ignoredHints(PROVIDER, call);
     for (const name of Object.keys(call.extra ?? {})) {
       if (!has(name)) warnings.push(`The workflow has no {{${name}}}; '${name}' was not used.`);
     }
@@ -477,24 +478,6 @@ function sizeOf(call: ProviderCall): { width: number; height: number } | undefin
 function typed(fallback: string): unknown {
   const number = Number(fallback);
   return fallback.trim() !== "" && Number.isFinite(number) ? number : fallback;
-}
-
-function ignoredHints(call: ProviderCall): string[] {
-  const hints: [string, unknown][] = [
-    ["quality", call.quality],
-    ["style", call.style],
-    ["background", call.background],
-    ["output_compression", call.outputCompression],
-    ["moderation", call.moderation],
-    ["user", call.user],
-  ];
-  // The workflow's save node decides the format (SaveImage: PNG).
-  if (call.outputFormat !== undefined && call.outputFormat !== "png") {
-    hints.push(["output_format", call.outputFormat]);
-  }
-  return hints
-    .filter(([, value]) => value !== undefined)
-    .map(([name, value]) => `${PROVIDER} takes no '${name}'; '${String(value)}' was not sent.`);
 }
 
 function invalidResponse(what: string): HubError {
