@@ -158,6 +158,8 @@ describe("Ideogram provider", () => {
     const error = await hubErrorOf(provider().generate(call({ timeoutMs: 300 })));
     assert.equal(error.status, 504);
     assert.equal(error.code, "upstream_timeout");
+    // A poll the budget cut short may still be on its way to the simulator: let it land.
+    await sleep(50);
     const seen = sim.requests.length;
     assert.ok(sim.polls(idOf()) <= 8, `polls stay few: ${sim.polls(idOf())}`);
     await sleep(250);
@@ -172,6 +174,7 @@ describe("Ideogram provider", () => {
     while (apiRequests().filter((r) => r.method === "GET").length < 2) await sleep(5);
     controller.abort(reason);
     await assert.rejects(running, (error) => error === reason);
+    await sleep(50);
     const seen = sim.requests.length;
     await sleep(200);
     assert.equal(sim.requests.length, seen);
