@@ -152,6 +152,8 @@ describe("Black Forest Labs provider", () => {
     while (sim.polls < 2) await sleep(5);
     controller.abort(reason);
     await assert.rejects(pending, (error) => error === reason);
+    // A poll the abort cut short may still be on its way to the simulator: let it land.
+    await sleep(50);
     const sent = sim.requests.length;
     await sleep(200);
     assert.equal(sim.requests.length, sent);
