@@ -31,6 +31,7 @@ import { registerApiReference } from "./http/api-reference.ts";
 import { createAuthHooks } from "./http/auth.ts";
 import { handleClientError, registerErrorHandling, toHubError } from "./http/errors.ts";
 import { registerFileRoutes } from "./http/files.ts";
+import { registerGalleryRoutes } from "./http/gallery.ts";
 import { registerGracefulClose } from "./http/graceful-close.ts";
 import { registerHealthRoutes } from "./http/health.ts";
 import { createIdempotencyLedger } from "./http/idempotency.ts";
@@ -171,6 +172,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
   const stopSweeper = startSweeper({ store, intervalMs: SWEEP_INTERVAL_MS, clock, log: app.log });
   app.addHook("onClose", () => stopSweeper());
+  // The gallery forgets an image with its URL (the listing already hides expired ones).
+  const forgetExpired = setInterval(() => {
+    db.deleteExpiredHostedImages(clock()).catch((error: unknown) => {
+      app.log.warn({ err: error }, "could not forget expired gallery images");
+    });
+  }, SWEEP_INTERVAL_MS);
+  forgetExpired.unref();
+  app.addHook("onClose", async () => clearInterval(forgetExpired));
 
   // The domain. The catalog is the built-in models merged with the operators' (images/catalog-store.ts);
   // the board holds what the providers' model lists say, read before the hub serves.
@@ -216,7 +225,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       maxPixels: config.maxInputPixels,
     }),
     fetchUpstreamImage,
-    hostImage: async (bytes, mimeType) => (await host.save(bytes, mimeType)).url,
+    hostImage: (bytes, mimeType) => host.save(bytes, mimeType),
+    gallery: { add: (images) => db.addHostedImages(images) },
     accounting: createAccounting({ db, prices: prices.book, log: app.log }),
     admit: createAdmission({ limiter: createRateLimiter({ clock }) }),
     routes,
@@ -265,6 +275,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   registerModelRoutes(app, { catalog, images, prices, board, auth, clock });
   registerFileRoutes(app, { host, clock });
   registerUsageRoutes(app, { db, auth, catalog, clock });
+  registerGalleryRoutes(app, { db, host, catalog, auth, clock });
   registerAdminRoutes(app, { db, auth, catalog });
   registerPriceRoutes(app, { prices, catalog, auth, clock });
   registerAdminModelRoutes(app, {

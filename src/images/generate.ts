@@ -22,7 +22,7 @@ import type { Principal } from "../auth/principal.ts";
 import type { Accounting } from "../billing/accounting.ts";
 import { type HubError, internalError, isHubError, upstreamFailed } from "../errors.ts";
 import type { ImageMimeType, ImageProvider, InputImage, TokenUsage } from "../providers/types.ts";
-import type { UsageRecord } from "../storage/db/types.ts";
+import type { HostedImageRecord, UsageRecord } from "../storage/db/types.ts";
 import type { Catalog, ModelSpec, ProviderName } from "./catalog.ts";
 import { settleWithConcurrency } from "./fan-out.ts";
 import type { Serving } from "./lifecycle.ts";
@@ -44,8 +44,13 @@ export interface ImageServiceDeps {
   loadInputs(sources: ImageSource[], param: string, signal: AbortSignal): Promise<InputImage[]>;
   /** Fetches an image an upstream answered with as a URL, so clients never depend on it. */
   fetchUpstreamImage(url: string, signal: AbortSignal): Promise<Buffer>;
-  /** Stores an image and returns its signed, expiring URL. */
-  hostImage(bytes: Buffer, mimeType: ImageMimeType): Promise<string>;
+  /** Stores an image: its signed, expiring URL, its name in the store and its expiry. */
+  hostImage(
+    bytes: Buffer,
+    mimeType: ImageMimeType,
+  ): Promise<{ url: string; name: string; expiresAt: number }>;
+  /** Keeps what the gallery shows of hosted images (their prompt, model, cost); none if unset. */
+  gallery?: { add(images: HostedImageRecord[]): Promise<void> };
   /** Reserves credit before the provider is called; prices, settles and records at the end. */
   accounting: Accounting;
   /** Whether the key may run this job (its models, its rate limits); throws when not. */
@@ -276,9 +281,11 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       if (!refusedByLimits) {
         await deps.accounting
           .record({ record, job, usage: tokenUsage, reservedMicros })
-          .then((written) => {
+          .then(async (written) => {
             // The returned result is this object: its cost is filled in before the caller sees it.
             if (result) result.costMicros = written.costMicros;
+            if (result && job)
+              await keepInGallery(result, job, principal.keyId, written.costMicros);
           })
           .catch((error: unknown) => {
             // The reservation stays open and is released by the next start's recovery.
@@ -304,6 +311,41 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         "image request",
       );
     }
+  }
+
+  /** What the gallery shows of the images this request hosted; a failure only logs. */
+  async function keepInGallery(
+    result: GenerationResult,
+    job: ImageJob,
+    keyId: string,
+    costMicros: number,
+  ): Promise<void> {
+    const hosted = result.data.filter((item) => item.hosted !== undefined);
+    if (!deps.gallery || hosted.length === 0) return;
+    const perImage = Math.round(costMicros / Math.max(1, result.data.length));
+    await deps.gallery
+      .add(
+        hosted.map((item) => ({
+          name: item.hosted?.name ?? "",
+          keyId,
+          recordId: result.recordId,
+          model: job.model.id,
+          size: job.deliver?.size
+            ? `${job.deliver.size.width}x${job.deliver.size.height}`
+            : (job.size ?? "auto"),
+          prompt: job.prompt,
+          costMicros: perImage,
+          mimeType: item.mimeType,
+          createdAt: result.created * 1000,
+          expiresAt: item.hosted?.expiresAt ?? 0,
+        })),
+      )
+      .catch((error: unknown) => {
+        deps.log?.error(
+          { err: error, recordId: result.recordId },
+          "could not keep images for the gallery",
+        );
+      });
   }
 
   /**

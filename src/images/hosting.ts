@@ -41,7 +41,12 @@ export interface ImageHostOptions {
 
 export interface ImageHost {
   /** Stores the image until the URL expires and returns the signed, absolute URL. */
-  save(bytes: Buffer, mimeType: ImageMimeType): Promise<{ url: string; expiresAt: number }>;
+  save(
+    bytes: Buffer,
+    mimeType: ImageMimeType,
+  ): Promise<{ url: string; name: string; expiresAt: number }>;
+  /** The signed URL of an image `save` stored, for as long as it lives (the gallery). */
+  urlOf(name: string, expiresAt: number): string;
   /**
    * What `GET /files/images/:name?expires&signature` serves: the image, or the `HubError` to
    * answer with (403 `invalid_signature`, 404 `image_not_found`, 410 `url_expired`). These are
@@ -74,6 +79,12 @@ export function createImageHost(options: ImageHostOptions): ImageHost {
       .digest("base64url");
   }
 
+  function urlOf(name: string, expiresAt: number): string {
+    const expires = String(Math.ceil(expiresAt / 1000));
+    const signature = sign(name, expires);
+    return `${publicUrl}${IMAGE_ROUTE_PREFIX}/${name}?expires=${expires}&signature=${signature}`;
+  }
+
   return {
     async save(bytes, mimeType) {
       const extension = EXTENSION_OF_MIME_TYPE[mimeType];
@@ -83,13 +94,9 @@ export function createImageHost(options: ImageHostOptions): ImageHost {
       const expiresSeconds = Math.ceil(clock() / 1000) + ttlSeconds;
       const expiresAt = expiresSeconds * 1000;
       await store.put(name, bytes, { contentType: mimeType, expiresAt });
-      const expires = String(expiresSeconds);
-      const signature = sign(name, expires);
-      return {
-        url: `${publicUrl}${IMAGE_ROUTE_PREFIX}/${name}?expires=${expires}&signature=${signature}`,
-        expiresAt,
-      };
+      return { url: urlOf(name, expiresAt), name, expiresAt };
     },
+    urlOf,
 
     async resolve(name, query) {
       const { expires, signature } = query;

@@ -17,13 +17,18 @@ export interface GeneratedImageData {
   revised_prompt?: string;
   /** The image's type; not part of the OpenAI reply, but AIGNE's names it per image. */
   mimeType: ImageMimeType;
+  /** Where a hosted image is kept, and until when (the gallery); not part of any reply. */
+  hosted?: { name: string; expiresAt: number };
 }
 
 export interface DeliveryDeps {
   /** Fetches an image an upstream answered with as a URL, so clients never depend on it. */
   fetchUpstreamImage(url: string, signal: AbortSignal): Promise<Buffer>;
-  /** Stores an image and returns its signed, expiring URL. */
-  hostImage(bytes: Buffer, mimeType: ImageMimeType): Promise<string>;
+  /** Stores an image: its signed, expiring URL, its name in the store and its expiry. */
+  hostImage(
+    bytes: Buffer,
+    mimeType: ImageMimeType,
+  ): Promise<{ url: string; name: string; expiresAt: number }>;
 }
 
 export function createDelivery(deps: DeliveryDeps) {
@@ -44,7 +49,8 @@ export function createDelivery(deps: DeliveryDeps) {
           return { b64_json: bytes.toString("base64"), mimeType, ...revised };
         }
         const { bytes, mimeType } = converted ?? (await bytesOf(image, signal));
-        return { url: await deps.hostImage(bytes, mimeType), mimeType, ...revised };
+        const { url, name, expiresAt } = await deps.hostImage(bytes, mimeType);
+        return { url, mimeType, hosted: { name, expiresAt }, ...revised };
       }),
     );
   };

@@ -129,7 +129,8 @@ function harness(
     },
     async hostImage(bytes, mimeType) {
       hosted.push({ bytes, mimeType });
-      return `https://hub.test/files/images/${hosted.length}.png`;
+      const name = `${hosted.length}.png`;
+      return { url: `https://hub.test/files/images/${name}`, name, expiresAt: 0 };
     },
     // Unlimited keys: nothing reserved, the record written as it is (billing has its own tests).
     accounting: {

@@ -237,7 +237,7 @@ describe("a connection refused before anything was sent", () => {
       fanOutConcurrency: 4,
       loadInputs: async () => [],
       fetchUpstreamImage: async () => Buffer.alloc(0),
-      hostImage: async () => "unused",
+      hostImage: async () => ({ url: "unused", name: "unused.png", expiresAt: 0 }),
       // An unlimited key: nothing reserved (billing has tests of its own).
       accounting: {
         reserve: async () => null,

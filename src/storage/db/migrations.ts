@@ -169,4 +169,26 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX upstream_tasks_reservation ON upstream_tasks (reservation_id);
     `,
   },
+  {
+    version: 8,
+    name: "hosted images for the gallery",
+    // What the console's gallery shows of each image the hub hosts, until its URL expires. The
+    // prompt is kept here only that long: rows are deleted with the image.
+    sql: `
+      CREATE TABLE hosted_images (
+        name TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        size TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        cost_micros BIGINT NOT NULL,
+        mime_type TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+      CREATE INDEX hosted_images_key_time ON hosted_images (key_id, created_at);
+      CREATE INDEX hosted_images_time ON hosted_images (created_at);
+    `,
+  },
 ];

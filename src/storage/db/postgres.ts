@@ -16,6 +16,10 @@ import {
   catalogModelValues,
   credentialFromRow,
   credentialValues,
+  HOSTED_IMAGE_COLUMNS,
+  hostedImageFromRow,
+  hostedImageValues,
+  hostedImageWhere,
   imagePriceFromRow,
   imagePriceValues,
   keyFromRow,
@@ -489,6 +493,36 @@ export async function openPostgresDatabase(
     async listCatalogModels() {
       const rows = await query('SELECT * FROM catalog_models ORDER BY id COLLATE "C"');
       return rows.map(catalogModelFromRow);
+    },
+
+    async addHostedImages(images) {
+      if (images.length === 0) return;
+      const width = 10;
+      const placeholders = images
+        .map(
+          (_, row) =>
+            `(${Array.from({ length: width }, (_, column) => `$${row * width + column + 1}`).join(", ")})`,
+        )
+        .join(", ");
+      await pool.query(
+        `INSERT INTO hosted_images (${HOSTED_IMAGE_COLUMNS}) VALUES ${placeholders}
+          ON CONFLICT (name) DO NOTHING`,
+        images.flatMap(hostedImageValues),
+      );
+    },
+    async listHostedImages(filter) {
+      const { where, values } = hostedImageWhere(filter);
+      let index = 0;
+      const numbered = where.replaceAll("?", () => `$${++index}`);
+      const rows = await query(
+        `SELECT * FROM hosted_images ${numbered} ORDER BY created_at DESC, name COLLATE "C" LIMIT $${index + 1}`,
+        [...values, filter.limit],
+      );
+      return rows.map(hostedImageFromRow);
+    },
+    async deleteExpiredHostedImages(now) {
+      const result = await pool.query("DELETE FROM hosted_images WHERE expires_at <= $1", [now]);
+      return result.rowCount ?? 0;
     },
 
     async putUpstreamTask(record) {

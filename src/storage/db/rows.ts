@@ -6,6 +6,8 @@ import type {
   ApiKeyRecord,
   CatalogModelRecord,
   FallbackTarget,
+  HostedImageFilter,
+  HostedImageRecord,
   ImagePrice,
   KeyRole,
   ModelRouteRecord,
@@ -101,6 +103,59 @@ export function credentialFromRow(row: Row): ProviderCredentialRecord {
     options:
       row.options == null ? null : (JSON.parse(String(row.options)) as Record<string, string>),
   };
+}
+
+export function hostedImageFromRow(row: Row): HostedImageRecord {
+  return {
+    name: String(row.name),
+    keyId: String(row.key_id),
+    recordId: String(row.record_id),
+    model: String(row.model),
+    size: String(row.size),
+    prompt: String(row.prompt),
+    costMicros: Number(row.cost_micros),
+    mimeType: String(row.mime_type),
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+  };
+}
+
+export const HOSTED_IMAGE_COLUMNS =
+  "name, key_id, record_id, model, size, prompt, cost_micros, mime_type, created_at, expires_at";
+
+/** In the order of HOSTED_IMAGE_COLUMNS. */
+export function hostedImageValues(image: HostedImageRecord): SqlValue[] {
+  return [
+    image.name,
+    image.keyId,
+    image.recordId,
+    image.model,
+    image.size,
+    image.prompt,
+    image.costMicros,
+    image.mimeType,
+    image.createdAt,
+    image.expiresAt,
+  ];
+}
+
+/** The WHERE of a gallery listing, `?` placeholders in order of the values. */
+export function hostedImageWhere(filter: HostedImageFilter): { where: string; values: SqlValue[] } {
+  const clauses = ["expires_at > ?"];
+  const values: SqlValue[] = [filter.liveAt];
+  if (filter.keyId !== undefined) {
+    clauses.push("key_id = ?");
+    values.push(filter.keyId);
+  }
+  if (filter.model !== undefined) {
+    clauses.push("model = ?");
+    values.push(filter.model);
+  }
+  if (filter.before !== undefined) {
+    clauses.push("created_at < ?");
+    values.push(filter.before);
+  }
+  return { where: `WHERE ${clauses.join(" AND ")}`, values };
 }
 
 export function upstreamTaskFromRow(row: Row): UpstreamTaskRecord {

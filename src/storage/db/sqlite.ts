@@ -14,6 +14,10 @@ import {
   catalogModelValues,
   credentialFromRow,
   credentialValues,
+  HOSTED_IMAGE_COLUMNS,
+  hostedImageFromRow,
+  hostedImageValues,
+  hostedImageWhere,
   imagePriceFromRow,
   imagePriceValues,
   keyFromRow,
@@ -89,6 +93,10 @@ export function openSqliteDatabase(file: string): Database {
       `INSERT OR REPLACE INTO upstream_tasks (${UPSTREAM_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     deleteUpstreamTask: db.prepare("DELETE FROM upstream_tasks WHERE provider = ? AND task_id = ?"),
+    insertHostedImage: db.prepare(
+      `INSERT OR REPLACE INTO hosted_images (${HOSTED_IMAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    deleteExpiredHostedImages: db.prepare("DELETE FROM hosted_images WHERE expires_at <= ?"),
     selectUpstreamTasks: db.prepare("SELECT * FROM upstream_tasks ORDER BY created_at, task_id"),
     insertUsage: db.prepare(
       `INSERT INTO usage_records (${USAGE_COLUMNS.join(", ")})
@@ -346,6 +354,22 @@ export function openSqliteDatabase(file: string): Database {
 
     async listCatalogModels() {
       return statements.selectCatalogModels.all().map(catalogModelFromRow);
+    },
+
+    async addHostedImages(images) {
+      transaction(() => {
+        for (const image of images) statements.insertHostedImage.run(...hostedImageValues(image));
+      });
+    },
+    async listHostedImages(filter) {
+      const { where, values } = hostedImageWhere(filter);
+      return db
+        .prepare(`SELECT * FROM hosted_images ${where} ORDER BY created_at DESC, name LIMIT ?`)
+        .all(...(values as SQLInputValue[]), filter.limit)
+        .map(hostedImageFromRow);
+    },
+    async deleteExpiredHostedImages(now) {
+      return Number(statements.deleteExpiredHostedImages.run(now).changes);
     },
 
     async putUpstreamTask(record) {

@@ -136,6 +136,32 @@ export interface ProviderCredentialRecord {
   options: Record<string, string> | null;
 }
 
+/** An image the hub hosts, as the gallery shows it, until its URL expires. */
+export interface HostedImageRecord {
+  /** Its name in the blob store (`<id>.png`), which its signed URL names too. */
+  name: string;
+  keyId: string;
+  recordId: string;
+  model: string;
+  size: string;
+  prompt: string;
+  /** Its share of the request's cost, micro-USD. */
+  costMicros: number;
+  mimeType: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface HostedImageFilter {
+  keyId?: string;
+  model?: string;
+  /** Only images whose URL still works at this time, ms. */
+  liveAt: number;
+  /** Older than this (ms), for the next page. */
+  before?: number;
+  limit: number;
+}
+
 /** A task-based provider's task in flight, and the request it belongs to. */
 export interface UpstreamTaskRecord {
   provider: string;
@@ -297,6 +323,11 @@ export interface Database {
    */
   onCatalogChange(listener: () => void): () => void;
 
+  addHostedImages(images: HostedImageRecord[]): Promise<void>;
+  /** Newest first. */
+  listHostedImages(filter: HostedImageFilter): Promise<HostedImageRecord[]>;
+  /** Forgets images whose URLs expired at or before `now`; returns how many. */
+  deleteExpiredHostedImages(now: number): Promise<number>;
   /** Writes a task down before it is polled (crash recovery). */
   putUpstreamTask(record: UpstreamTaskRecord): Promise<void>;
   /** Forgets a task that ended; false when there was none. */

@@ -42,6 +42,7 @@ const postgres = backends.find((backend) => backend.name === "postgres");
 const TABLES = [
   "api_keys",
   "catalog_models",
+  "hosted_images",
   "image_prices",
   "model_routes",
   "provider_credentials",
@@ -439,6 +440,37 @@ for (const backend of backends) {
         await db().reserve({ id: "r1", keyId: "k1", amountMicros: 100_000, createdAt: T0 });
         await db().settle("r1", usage("u1", { costMicros: 150_000 }));
         assert.equal(await balance(), 900_000);
+      });
+
+      it("keeps hosted images for the gallery, lists them newest first and forgets the expired", async () => {
+        const image = (name: string, keyId: string, createdAt: number, expiresAt: number) => ({
+          name,
+          keyId,
+          recordId: `r-${name}`,
+          model: "gpt-image-2",
+          size: "1024x1024",
+          prompt: `prompt of ${name}`,
+          costMicros: 21_000,
+          mimeType: "image/png",
+          createdAt,
+          expiresAt,
+        });
+        const early = image("a.png", "k1", T0, T0 + 3_600_000);
+        const late = image("b.png", "k1", T0 + 10, T0 + 3_600_010);
+        const other = image("c.png", "k2", T0 + 5, T0 + 100);
+        await db().addHostedImages([early, late, other]);
+        const names = async (filter: Partial<Parameters<Database["listHostedImages"]>[0]>) =>
+          (await db().listHostedImages({ liveAt: T0, limit: 10, ...filter })).map(
+            (row) => row.name,
+          );
+        assert.deepEqual(await names({}), ["b.png", "c.png", "a.png"]);
+        assert.deepEqual(await names({ keyId: "k1" }), ["b.png", "a.png"]);
+        assert.deepEqual(await names({ keyId: "k1", before: T0 + 10 }), ["a.png"]);
+        assert.deepEqual(await names({ liveAt: T0 + 100 }), ["b.png", "a.png"], "c has expired");
+        assert.deepEqual(await names({ model: "dall-e-3" }), []);
+        assert.equal(await db().deleteExpiredHostedImages(T0 + 100), 1);
+        await opened?.reopen();
+        assert.deepEqual(await db().listHostedImages({ liveAt: 0, limit: 10 }), [late, early]);
       });
 
       it("keeps a reservation with a task in flight for task recovery, and lists the task", async () => {
