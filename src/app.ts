@@ -10,6 +10,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyServerOptions,
 } from "fastify";
+import pino from "pino";
 import { createAdmission } from "./auth/admission.ts";
 import { createWrongKeyThrottle } from "./auth/brute-force.ts";
 import { createLastUsedTracker } from "./auth/last-used.ts";
@@ -350,6 +351,20 @@ function requestIdOf(request: { headers: Record<string, string | string[] | unde
 }
 
 /**
+ * Standard output for the logs, as pino writes it (synchronously, so nothing is lost on exit),
+ * but one that a closed stdout cannot break: piped into `head`, or a supervisor's pipe gone,
+ * a write fails with EPIPE, and an unheard error would crash the hub or, in a signal handler,
+ * stop its shutdown halfway. The logs are lost then; requests are still served.
+ */
+function stdoutDestination() {
+  const destination = pino.destination({ dest: 1, sync: true });
+  destination.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") process.emitWarning(`log output failed: ${error.message}`);
+  });
+  return destination;
+}
+
+/**
  * Logs carry the request id, method, path and status; never headers with secrets, bodies
  * (prompts, base64) or query strings (a hosted image's signature is a capability).
  */
@@ -359,7 +374,7 @@ function loggerOptions(
 ): FastifyServerOptions["logger"] {
   return {
     level,
-    ...(stream ? { stream } : {}),
+    stream: stream ?? stdoutDestination(),
     redact: {
       paths: ["req.headers.authorization", 'req.headers["x-goog-api-key"]', "req.headers.cookie"],
       censor: "[redacted]",

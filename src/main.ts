@@ -35,6 +35,11 @@ const MISSING_HINTS: ReadonlyArray<[string, string]> = [
   ["google", "GEMINI_API_KEY"],
 ];
 
+// The banner goes to stdout too: a closed one (piped into `head`) must not crash the hub.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+});
+
 const config = loadConfig();
 const { app, db } = await buildApp(config);
 
