@@ -107,22 +107,23 @@ export async function startHubProcess(
 }
 
 /**
- * A JSON request to the hub with `key` as bearer token; the reply's status and parsed body.
+ * A JSON request to a hub (a process or an in-process test hub) with `key` as bearer token, or
+ * none for null; the reply's status and parsed body.
  *
  * @example
  * const created = await callHub(hub, "POST", "/api/admin/keys", { key: adminKey, body: { name: "a" } });
  */
 export async function callHub(
-  hub: HubProcess,
+  hub: { url: string },
   method: string,
   path: string,
-  options: { key: string; body?: unknown },
+  options: { key: string | null; body?: unknown },
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const { key, body } = options;
   const response = await fetch(`${hub.url}${path}`, {
     method,
     headers: {
-      authorization: `Bearer ${key}`,
+      ...(key === null ? {} : { authorization: `Bearer ${key}` }),
       ...(body === undefined ? {} : { "content-type": "application/json" }),
     },
     body: body === undefined ? undefined : JSON.stringify(body),

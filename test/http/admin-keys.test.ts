@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
+import { callHub } from "../helpers/hub-process.ts";
 
 let hub: TestHub;
 
@@ -22,21 +23,14 @@ interface Reply {
   body: Record<string, unknown>;
 }
 
-async function call(
+/** A call as the admin, unless another key (or null for none) is given. */
+function call(
   method: string,
   path: string,
   options: { key?: string | null; body?: unknown } = {},
 ): Promise<Reply> {
   const key = options.key === undefined ? hub.adminKey : options.key;
-  const headers: Record<string, string> = {};
-  if (key !== null) headers.authorization = `Bearer ${key}`;
-  if (options.body !== undefined) headers["content-type"] = "application/json";
-  const response = await fetch(`${hub.url}${path}`, {
-    method,
-    headers,
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  return callHub(hub, method, path, { key, body: options.body });
 }
 
 function errorOf(reply: Reply, status: number, code: string) {

@@ -7,22 +7,14 @@ import { after, before, describe, it } from "node:test";
 import sharp from "sharp";
 import { issueKey } from "../../src/auth/issue.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
+import { callHub } from "../helpers/hub-process.ts";
 
 let hub: TestHub;
 let alice: { id: string; key: string };
 let bob: { id: string; key: string };
 
-async function call(path: string, key: string, body?: unknown) {
-  const response = await fetch(`${hub.url}${path}`, {
-    method: body === undefined ? "GET" : "POST",
-    headers: {
-      authorization: `Bearer ${key}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
+const call = (path: string, key: string, body?: unknown) =>
+  callHub(hub, body === undefined ? "GET" : "POST", path, { key, body });
 
 interface Listed {
   id: string;
