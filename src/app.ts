@@ -30,6 +30,7 @@ import { registerAigneDiscovery } from "./http/aigne/discovery.ts";
 import { registerAigneImageRoutes } from "./http/aigne/routes.ts";
 import { registerApiReference } from "./http/api-reference.ts";
 import { createAuthHooks } from "./http/auth.ts";
+import { registerConsole } from "./http/console.ts";
 import { handleClientError, registerErrorHandling, toHubError } from "./http/errors.ts";
 import { registerFileRoutes } from "./http/files.ts";
 import { registerGalleryRoutes } from "./http/gallery.ts";
@@ -277,6 +278,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   registerFileRoutes(app, { host, clock });
   registerUsageRoutes(app, { db, auth, catalog, clock });
   registerGalleryRoutes(app, { db, host, catalog, auth, clock });
+  await registerConsole(app, { publicUrl: config.publicUrl });
   registerAdminRoutes(app, { db, auth, catalog });
   registerPriceRoutes(app, { prices, catalog, auth, clock });
   registerAdminModelRoutes(app, {
