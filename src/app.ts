@@ -22,6 +22,7 @@ import type { Config } from "./config.ts";
 import { createProviderRegistry } from "./credentials/registry.ts";
 import { createVault } from "./credentials/vault.ts";
 import { registerAdminRoutes } from "./http/admin.ts";
+import { registerCredentialCheck } from "./http/admin-credential-check.ts";
 import { registerCredentialRoutes } from "./http/admin-credentials.ts";
 import { registerAdminModelRoutes } from "./http/admin-models.ts";
 import { registerPriceRoutes } from "./http/admin-prices.ts";
@@ -44,6 +45,7 @@ import { registerUsageRoutes } from "./http/usage.ts";
 import { createCatalogStore } from "./images/catalog-store.ts";
 import { createImageService } from "./images/generate.ts";
 import { createImageHost, startSweeper } from "./images/hosting.ts";
+import { createLatencyBoard } from "./images/latency.ts";
 import { servingModel } from "./images/lifecycle.ts";
 import { createModelAdmin } from "./images/model-admin.ts";
 import { startModelSync } from "./images/model-sync.ts";
@@ -192,6 +194,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
   app.addHook("onClose", async () => catalog.stop());
   const board = createUpstreamModelBoard();
+  const latency = createLatencyBoard();
   const sync =
     config.modelListRefreshMs > 0
       ? await startModelSync(
@@ -229,6 +232,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     fetchUpstreamImage,
     hostImage: (bytes, mimeType) => host.save(bytes, mimeType),
     gallery: { add: (images) => db.addHostedImages(images) },
+    latency,
     accounting: createAccounting({ db, prices: prices.book, log: app.log }),
     admit: createAdmission({ limiter: createRateLimiter({ clock }) }),
     routes,
@@ -274,7 +278,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   registerImageRoutes(app, { ...imageRequests, auth });
   registerAigneImageRoutes(app, { ...imageRequests, auth, retryGraceMs: config.aigneRetryGraceMs });
   registerAigneDiscovery(app, { catalog, images, prices, publicUrl: config.publicUrl });
-  registerModelRoutes(app, { catalog, images, prices, board, auth, clock });
+  registerModelRoutes(app, { catalog, images, prices, board, latency, auth, clock });
   registerFileRoutes(app, { host, clock });
   registerUsageRoutes(app, { db, auth, catalog, clock });
   registerGalleryRoutes(app, { db, host, catalog, auth, clock });
@@ -295,6 +299,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     auth,
   });
   registerCredentialRoutes(app, { db, vault, registry, auth, clock });
+  registerCredentialCheck(app, { registry, auth, clock });
   registerModelRouteRoutes(app, {
     routes,
     db,

@@ -119,6 +119,16 @@ export interface ProviderRegistry {
   /** Forgets a cool-down or refusal (an admin enabled the credential again). */
   resetHealth(credentialId: string): void;
   /**
+   * Tries one credential with a call that costs nothing (its provider's model list), even one
+   * cooling down or refused, since an admin asks to know whether it works now: an answer clears
+   * a refusal, a 401 quarantines it as any call would. `tested: false` when the provider has no
+   * such call; undefined when there is no credential with that id.
+   */
+  check(
+    credentialId: string,
+    signal: AbortSignal,
+  ): Promise<{ tested: boolean; models?: number } | undefined>;
+  /**
    * Whether a stored credential of `provider` could be used: an instance the environment
    * configures, or a kind of that name (whose vendor URL, or the credential's `base_url`, it
    * calls). Undefined when it can; why not, otherwise.
@@ -129,6 +139,9 @@ export interface ProviderRegistry {
   /** The kind of API a provider id speaks, or undefined when the hub has no such provider. */
   kindOf(provider: string): ProviderKind | undefined;
 }
+
+/** A credential check is an admin waiting at a button: an answer in seconds or none. */
+const CHECK_TIMEOUT_MS = 15_000;
 
 type ListOptions = Parameters<NonNullable<ImageProvider["listModels"]>>[0];
 
@@ -537,6 +550,13 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
     },
     list: () => state.views.map(withHealth),
     pinned,
+    async check(credentialId, signal) {
+      const entry = state.entries.get(credentialId);
+      if (!entry) return undefined;
+      if (!entry.client.listModels) return { tested: false };
+      const models = await listThrough(entry, { signal, timeoutMs: CHECK_TIMEOUT_MS });
+      return { tested: true, models: models.length };
+    },
     resetHealth: (credentialId) => {
       health.reset(credentialId);
     },

@@ -344,7 +344,7 @@ function refuseEnvironment(id: string): void {
   }
 }
 
-function credentialNotFound(id: string): HubError {
+export function credentialNotFound(id: string): HubError {
   return new HubError(`No provider credential with id '${id}'.`, {
     status: 404,
     type: "not_found_error",
@@ -353,7 +353,7 @@ function credentialNotFound(id: string): HubError {
   });
 }
 
-function viewOf(registry: ProviderRegistry, id: string): CredentialView {
+export function viewOf(registry: ProviderRegistry, id: string): CredentialView {
   const view = registry.list().find((candidate) => candidate.id === id);
   // Deleted by a concurrent request between our write and the reload.
   if (!view) throw credentialNotFound(id);

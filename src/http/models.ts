@@ -13,6 +13,7 @@ import type { PriceService } from "../billing/price-service.ts";
 import { modelNotFound } from "../errors.ts";
 import type { Catalog, ModelSpec } from "../images/catalog.ts";
 import type { ImageService } from "../images/generate.ts";
+import type { LatencyBoard } from "../images/latency.ts";
 import { lifecycleOf } from "../images/lifecycle.ts";
 import { describeSizes } from "../images/plan.ts";
 import { ErrorResponse } from "../images/schema.ts";
@@ -29,6 +30,7 @@ export function registerModelRoutes(
     images: ImageService;
     prices: PriceService;
     board: UpstreamModelBoard;
+    latency?: LatencyBoard;
     auth: AuthHooks;
     clock?: () => number;
   },
@@ -39,6 +41,7 @@ export function registerModelRoutes(
     ...describeModel(model),
     ...describeLife(model, options.board, clock()),
     pricing: options.prices.book().describe(model.id),
+    typical_ms: options.latency?.typical(model.id) ?? null,
   });
   /** A model this key can ask for: its provider has credentials and the key may use it. */
   const offered = (model: ModelSpec, principal: Principal) =>
@@ -107,15 +110,33 @@ export function describeModel(model: ModelSpec) {
         ? [...model.sizes.sizes, ...(model.sizes.auto ? ["auto"] : [])]
         : undefined,
     size_rule: describeSizes(model.sizes),
+    // The rule as numbers, for a form that offers only sizes the model makes; null for a list.
+    size_limits:
+      model.sizes.kind === "rule"
+        ? {
+            multiple_of: model.sizes.multipleOf,
+            max_side: model.sizes.maxSide,
+            min_pixels: model.sizes.minPixels,
+            max_pixels: model.sizes.maxPixels,
+            min_ratio: model.sizes.minRatio,
+            max_ratio: model.sizes.maxRatio,
+            auto: model.sizes.auto,
+          }
+        : null,
     default_size: model.defaultSize,
     max_images: 10,
     max_images_per_call: model.maxPerCall,
     qualities: model.qualities,
+    default_quality: model.defaultQuality ?? null,
     styles: model.styles,
+    default_style: model.defaultStyle ?? null,
     max_prompt_length: model.maxPromptLength,
     edits: model.maxInputImages > 0,
     max_input_images: model.maxInputImages,
+    mask: model.maxInputImages > 0 && model.masks,
     output_formats: model.outputFormats,
+    background: model.background,
+    compression: model.compression,
     response_formats: ["url", "b64_json"],
     extra_options: model.extraOptions,
   };

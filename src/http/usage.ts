@@ -38,6 +38,11 @@ const UsageQuery = Type.Object({
       description: "The calling application, exactly as it named itself (AIGNE's client DID).",
     }),
   ),
+  status: Type.Optional(
+    Type.Union([Type.Literal("succeeded"), Type.Literal("partial"), Type.Literal("failed")], {
+      description: "Only requests that ended so: every image, some, or none.",
+    }),
+  ),
   from: Type.Optional(
     Type.String({ description: "Inclusive start: ISO 8601 date or time, or unix seconds." }),
   ),
@@ -291,6 +296,7 @@ function usageFilter(
     filter.keyId = principal.keyId;
   }
   if (query.app) filter.app = query.app;
+  if (query.status) filter.status = query.status;
   if (query.model) filter.model = catalog.find(query.model)?.id ?? query.model.trim();
   if (query.from !== undefined) filter.from = readTime(query.from, "from", "start");
   if (query.to !== undefined) filter.to = readTime(query.to, "to", "end");

@@ -49,6 +49,8 @@ export interface ImageServiceDeps {
     bytes: Buffer,
     mimeType: ImageMimeType,
   ): Promise<{ url: string; name: string; expiresAt: number }>;
+  /** Told how long each successful request took, by the model the client named. */
+  latency?: { record(model: string, latencyMs: number): void };
   /** Keeps what the gallery shows of hosted images (their prompt, model, cost); none if unset. */
   gallery?: { add(images: HostedImageRecord[]): Promise<void> };
   /** Reserves credit before the provider is called; prices, settles and records at the end. */
@@ -278,6 +280,9 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         createdAt: startedAt,
       };
       const refusedByLimits = job !== undefined && !admitted;
+      if (record.status === "succeeded") {
+        deps.latency?.record(record.requestedModel ?? record.model, record.latencyMs);
+      }
       if (!refusedByLimits) {
         await deps.accounting
           .record({ record, job, usage: tokenUsage, reservedMicros })

@@ -28,6 +28,7 @@ import {
   modelRouteValues,
   modelsToText,
   type Row,
+  type SqlValue,
   tokenPriceFromRow,
   tokenPriceValues,
   UPSTREAM_TASK_COLUMNS,
@@ -36,6 +37,7 @@ import {
   upstreamTaskValues,
   usageFromRow,
   usageValues,
+  usageWhere,
 } from "./rows.ts";
 import type { Database, KeyRole, UsageFilter, UsageTotal } from "./types.ts";
 
@@ -349,7 +351,7 @@ export async function openPostgresDatabase(
       await pool.query(insertUsage(0), usageValues(record));
     },
     async listUsage(filter) {
-      const { where, values } = usageWhere(filter);
+      const { where, values } = numbered(usageWhere(filter));
       values.push(filter.limit, filter.offset ?? 0);
       const rows = await query(
         `SELECT * FROM usage_records ${where}
@@ -360,7 +362,7 @@ export async function openPostgresDatabase(
       return rows.map(usageFromRow);
     },
     async usageTotals(filter, by) {
-      const { where, values } = usageWhere(filter);
+      const { where, values } = numbered(usageWhere(filter));
       const group =
         by === "day"
           ? `to_char(to_timestamp(created_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`
@@ -511,11 +513,9 @@ export async function openPostgresDatabase(
       );
     },
     async listHostedImages(filter) {
-      const { where, values } = hostedImageWhere(filter);
-      let index = 0;
-      const numbered = where.replaceAll("?", () => `$${++index}`);
+      const { where, values } = numbered(hostedImageWhere(filter));
       const rows = await query(
-        `SELECT * FROM hosted_images ${numbered} ORDER BY created_at DESC, name COLLATE "C" LIMIT $${index + 1}`,
+        `SELECT * FROM hosted_images ${where} ORDER BY created_at DESC, name COLLATE "C" LIMIT $${values.length + 1}`,
         [...values, filter.limit],
       );
       return rows.map(hostedImageFromRow);
@@ -682,23 +682,16 @@ function assignments(columns: Array<[string, unknown]>): string {
   return columns.map(([column], index) => `${column} = $${index + 2}`).join(", ");
 }
 
-function usageWhere(filter: UsageFilter): { where: string; values: unknown[] } {
-  const conditions: string[] = [];
-  const values: unknown[] = [];
-  // Every `?` of a condition is its one value.
-  const add = (condition: string, value: unknown) => {
-    values.push(value);
-    conditions.push(condition.replaceAll("?", `$${values.length}`));
-  };
-  if (filter.keyId !== undefined) add("key_id = ?", filter.keyId);
-  if (filter.model !== undefined) add("(model = ? OR requested_model = ?)", filter.model);
-  if (filter.app !== undefined) add("app = ?", filter.app);
-  if (filter.from !== undefined) add("created_at >= ?", filter.from);
-  if (filter.to !== undefined) add("created_at < ?", filter.to);
-  return { where: conditions.length ? `WHERE ${conditions.join(" AND ")}` : "", values };
-}
-
 /** Rows of values → one array per column, for `unnest`. */
 function columnsOf(rows: unknown[][], width: number): unknown[][] {
   return Array.from({ length: width }, (_, column) => rows.map((row) => row[column]));
+}
+
+/** A WHERE written with `?` placeholders (rows.ts, shared with SQLite) in PostgreSQL's `$n`. */
+function numbered(clause: { where: string; values: SqlValue[] }): {
+  where: string;
+  values: unknown[];
+} {
+  let index = 0;
+  return { where: clause.where.replaceAll("?", () => `$${++index}`), values: [...clause.values] };
 }

@@ -14,6 +14,7 @@ import type {
   ProviderCredentialRecord,
   TokenPrice,
   UpstreamTaskRecord,
+  UsageFilter,
   UsageRecord,
 } from "./types.ts";
 
@@ -137,6 +138,24 @@ export function hostedImageValues(image: HostedImageRecord): SqlValue[] {
     image.createdAt,
     image.expiresAt,
   ];
+}
+
+/** The WHERE of a usage listing or its totals, `?` placeholders in order of the values. */
+export function usageWhere(filter: UsageFilter): { where: string; values: SqlValue[] } {
+  const clauses: string[] = [];
+  const values: SqlValue[] = [];
+  const add = (clause: string, ...clauseValues: SqlValue[]) => {
+    clauses.push(clause);
+    values.push(...clauseValues);
+  };
+  if (filter.keyId !== undefined) add("key_id = ?", filter.keyId);
+  if (filter.model !== undefined)
+    add("(model = ? OR requested_model = ?)", filter.model, filter.model);
+  if (filter.app !== undefined) add("app = ?", filter.app);
+  if (filter.status !== undefined) add("status = ?", filter.status);
+  if (filter.from !== undefined) add("created_at >= ?", filter.from);
+  if (filter.to !== undefined) add("created_at < ?", filter.to);
+  return { where: clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "", values };
 }
 
 /** The WHERE of a gallery listing, `?` placeholders in order of the values. */

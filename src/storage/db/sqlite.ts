@@ -33,6 +33,7 @@ import {
   upstreamTaskValues,
   usageFromRow,
   usageValues,
+  usageWhere,
 } from "./rows.ts";
 import type { Database, KeyRole, UsageFilter, UsageRecord, UsageTotal } from "./types.ts";
 
@@ -437,30 +438,4 @@ function migrate(db: DatabaseSync): void {
     db.exec("ROLLBACK");
     throw error;
   }
-}
-
-function usageWhere(filter: UsageFilter): { where: string; values: SQLInputValue[] } {
-  const clauses: string[] = [];
-  const values: SQLInputValue[] = [];
-  if (filter.keyId !== undefined) {
-    clauses.push("key_id = ?");
-    values.push(filter.keyId);
-  }
-  if (filter.model !== undefined) {
-    clauses.push("(model = ? OR requested_model = ?)");
-    values.push(filter.model, filter.model);
-  }
-  if (filter.app !== undefined) {
-    clauses.push("app = ?");
-    values.push(filter.app);
-  }
-  if (filter.from !== undefined) {
-    clauses.push("created_at >= ?");
-    values.push(filter.from);
-  }
-  if (filter.to !== undefined) {
-    clauses.push("created_at < ?");
-    values.push(filter.to);
-  }
-  return { where: clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "", values };
 }

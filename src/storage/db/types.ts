@@ -78,6 +78,7 @@ export interface UsageFilter {
   model?: string;
   /** The calling application (`app`), exactly. */
   app?: string;
+  status?: UsageStatus;
   /** Inclusive lower bound, ms since the epoch. */
   from?: number;
   /** Exclusive upper bound, ms since the epoch. */
