@@ -2,10 +2,13 @@
 #   docker run -p 8080:8080 -v image-hub-data:/data -e OPENAI_API_KEY=sk-… image-hub
 # The first start prints an admin key once (docker logs); set ADMIN_KEY to use your own.
 
-# Stage 1: the production dependencies only (no type checker, linter, benchmark or test clients).
+# Stage 1: the production dependencies only (no type checker, linter, benchmark or test clients),
+# and the web console, which npm ci builds (the prepare script: console/ → console/dist).
 FROM node:24-bookworm-slim AS dependencies
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY scripts ./scripts
+COPY console ./console
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # Stage 2: the hub, run as the unprivileged `node` user, its data on a volume.
@@ -16,6 +19,7 @@ ENV NODE_ENV=production \
     DATA_DIR=/data
 WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
+COPY --from=dependencies /app/console/dist ./console/dist
 COPY package.json ./
 COPY src ./src
 RUN mkdir -p /data && chown node:node /data
