@@ -65,6 +65,7 @@ const banner = [
   `image-hub listens on ${address}`,
   `  data: ${config.dataDir} (${db.kind === "sqlite" ? "SQLite and images" : "images; the database is DATABASE_URL's PostgreSQL"})`,
   `  image URLs: ${base}/files/images/…`,
+  `  console: ${base}/ (sign in with an API key)`,
   providers,
   await adminKeyLine(),
   "  create an app key:",
