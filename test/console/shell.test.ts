@@ -45,8 +45,8 @@ describe("signing in", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
     const alert = page.getByRole("alert");
     await alert.waitFor();
-    assert.match(await alert.textContent(), /Incorrect API key provided\./);
-    assert.match(await alert.textContent(), /invalid_api_key/);
+    assert.match((await alert.textContent()) ?? "", /Incorrect API key provided\./);
+    assert.match((await alert.textContent()) ?? "", /invalid_api_key/);
     assert.equal(await nav(page).count(), 0);
     await page.context().close();
   });
