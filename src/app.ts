@@ -17,6 +17,7 @@ import { createLastUsedTracker } from "./auth/last-used.ts";
 import { createAuthenticator } from "./auth/principal.ts";
 import { createRateLimiter } from "./auth/rate-limit.ts";
 import { createAccounting } from "./billing/accounting.ts";
+import { startHeartbeat } from "./billing/live-instances.ts";
 import { createPriceService } from "./billing/price-service.ts";
 import type { Config } from "./config.ts";
 import { createProviderRegistry } from "./credentials/registry.ts";
@@ -118,6 +119,13 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const db = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   app.addHook("onClose", () => db.close());
   const alone = await releaseAbandonedReservations(db, app, clock);
+  // Reservations carry their hub's id; with several hubs, a dead one's are released by the
+  // others as soon as its heartbeat stops (billing/live-instances.ts).
+  const instanceId = randomUUID();
+  if (db.kind === "postgres") {
+    const heartbeat = await startHeartbeat({ db, instanceId, clock, log: app.log });
+    app.addHook("onClose", () => heartbeat.stop());
+  }
   const prices = await createPriceService(db);
   app.addHook("onClose", async () => prices.stop());
   const vault = createVault(config.masterKey);
@@ -233,7 +241,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     hostImage: (bytes, mimeType) => host.save(bytes, mimeType),
     gallery: { add: (images) => db.addHostedImages(images) },
     latency,
-    accounting: createAccounting({ db, prices: prices.book, log: app.log }),
+    accounting: createAccounting({ db, prices: prices.book, log: app.log, instanceId }),
     admit: createAdmission({ limiter: createRateLimiter({ clock }) }),
     routes,
     pinnedProvider: (credentialId) => registry.pinned(credentialId),

@@ -15,7 +15,7 @@ import type { Principal } from "../auth/principal.ts";
 import { insufficientQuota, modelNotPriced } from "../errors.ts";
 import type { ImageJob } from "../images/plan.ts";
 import type { TokenUsage } from "../providers/types.ts";
-import type { Database, UsageRecord } from "../storage/db/types.ts";
+import type { Database, LostRequest, UsageRecord } from "../storage/db/types.ts";
 import { chargeMicros, maxCostMicros } from "./cost.ts";
 import { microsToUsd } from "./money.ts";
 import type { PriceBook } from "./prices.ts";
@@ -62,6 +62,8 @@ export function createAccounting(options: {
   prices: () => PriceBook;
   /** Told, once per model, when delivered images had no price to charge. */
   log?: { warn(details: Record<string, unknown>, message: string): void };
+  /** This hub instance, written on each reservation (its heartbeat vouches for them). */
+  instanceId?: string;
 }): Accounting {
   // Models already warned about: an unpriced model an unlimited key uses all day is one line.
   const warnedUnpriced = new Set<string>();
@@ -112,6 +114,8 @@ export function createAccounting(options: {
           keyId: principal.keyId,
           amountMicros,
           createdAt: now,
+          instanceId: options.instanceId,
+          request: lostRequestOf(job),
         });
       if (withStandby > dearest && (await tryReserve(withStandby))) return withStandby;
       if (dearest > own && (await tryReserve(dearest))) return dearest;
@@ -144,5 +148,19 @@ export function createAccounting(options: {
       else await options.db.settle(record.id, complete);
       return complete;
     },
+  };
+}
+
+/** What the ledger says of a request lost with its hub (released by another, charged 0). */
+function lostRequestOf(job: ImageJob): LostRequest {
+  return {
+    model: job.model.id,
+    requestedModel: job.substitutedFor?.id ?? null,
+    app: null,
+    provider: job.model.provider,
+    imagesRequested: job.n,
+    size: job.size ?? "auto",
+    quality: job.quality ?? null,
+    responseFormat: job.responseFormat,
   };
 }

@@ -191,4 +191,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX hosted_images_time ON hosted_images (created_at);
     `,
   },
+  {
+    version: 9,
+    name: "live hub instances, and what a reservation's request was",
+    // Several hubs on one database: each writes a heartbeat, and a hub whose heartbeat stopped
+    // is dead, so the reservations it made (marked with its id) are released by another within
+    // a minute and its lost requests written to the ledger as failed, at no cost (their
+    // `request` holds what the usage row says).
+    sql: `
+      CREATE TABLE hub_instances (
+        id TEXT PRIMARY KEY,
+        started_at BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL
+      );
+      ALTER TABLE reservations ADD COLUMN instance_id TEXT;
+      ALTER TABLE reservations ADD COLUMN request TEXT;
+      CREATE INDEX reservations_instance ON reservations (instance_id);
+    `,
+  },
 ];

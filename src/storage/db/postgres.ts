@@ -24,6 +24,8 @@ import {
   imagePriceValues,
   keyFromRow,
   keyValues,
+  lostRequestText,
+  lostUsageRecord,
   modelRouteFromRow,
   modelRouteValues,
   modelsToText,
@@ -39,7 +41,7 @@ import {
   usageValues,
   usageWhere,
 } from "./rows.ts";
-import type { Database, KeyRole, UsageFilter, UsageTotal } from "./types.ts";
+import type { Database, KeyRole, UsageTotal } from "./types.ts";
 
 export interface PostgresOptions {
   /**
@@ -307,9 +309,16 @@ export async function openPostgresDatabase(
             WHERE id = $2 AND (balance_micros IS NULL OR balance_micros >= $3)
             RETURNING id
         )
-        INSERT INTO reservations (id, key_id, amount_micros, created_at)
-          SELECT $1, id, $3, $4 FROM taken`,
-        [reservation.id, reservation.keyId, reservation.amountMicros, reservation.createdAt],
+        INSERT INTO reservations (id, key_id, amount_micros, created_at, instance_id, request)
+          SELECT $1, id, $3, $4, $5, $6 FROM taken`,
+        [
+          reservation.id,
+          reservation.keyId,
+          reservation.amountMicros,
+          reservation.createdAt,
+          reservation.instanceId ?? null,
+          lostRequestText(reservation.request),
+        ],
       );
     },
     async settle(reservationId, usage) {
@@ -324,27 +333,41 @@ export async function openPostgresDatabase(
             WHERE api_keys.id = released.key_id AND api_keys.balance_micros IS NOT NULL
               AND released.amount_micros > $2
         )
-        ${insertUsage(2)}`,
+        ${insertUsage(2)} ${REPLACE_LOST_ROW}`,
         [reservationId, usage.costMicros, ...usageValues(usage)],
       );
     },
-    async releaseReservations(before) {
-      const row = await first(
-        `WITH released AS (
-          DELETE FROM reservations WHERE created_at < $1
-            AND id NOT IN (SELECT reservation_id FROM upstream_tasks)
-            RETURNING key_id, amount_micros
-        ), owed AS (
-          SELECT key_id, SUM(amount_micros) AS amount_micros FROM released GROUP BY key_id
-        ), refunded AS (
-          UPDATE api_keys SET balance_micros = api_keys.balance_micros + owed.amount_micros
-            FROM owed
-            WHERE api_keys.id = owed.key_id AND api_keys.balance_micros IS NOT NULL
-        )
-        SELECT COUNT(*) AS count FROM released`,
-        [before],
+    async releaseReservations(before, now = Date.now()) {
+      let released = 0;
+      await transaction(pool, async (client) => {
+        released = await release(client, "created_at < $1", [before], now);
+      });
+      return released;
+    },
+    async heartbeat(instanceId, startedAt, now) {
+      await pool.query(
+        `INSERT INTO hub_instances (id, started_at, heartbeat_at) VALUES ($1, $2, $3)
+          ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at`,
+        [instanceId, startedAt, now],
       );
-      return Number(row?.count ?? 0);
+    },
+    async forgetInstance(instanceId) {
+      await pool.query("DELETE FROM hub_instances WHERE id = $1", [instanceId]);
+    },
+    async releaseDeadInstances(deadBefore, now) {
+      let instances: string[] = [];
+      let released = 0;
+      await transaction(pool, async (client) => {
+        // The DELETE decides: of two hubs looking at once, one gets each dead instance.
+        const dead = await client.query(
+          "DELETE FROM hub_instances WHERE heartbeat_at < $1 RETURNING id",
+          [deadBefore],
+        );
+        instances = dead.rows.map((row) => String(row.id));
+        if (instances.length === 0) return;
+        released = await release(client, "instance_id = ANY($1::text[])", [instances], now);
+      });
+      return { instances, released };
     },
 
     async recordUsage(record) {
@@ -647,6 +670,42 @@ async function migrate(pool: Pool, schema: string | undefined): Promise<void> {
   }
 }
 
+/**
+ * Releases the reservations `condition` picks (none with a task in flight: task recovery settles
+ * those), gives their amounts back and writes their lost requests' rows, within the caller's
+ * transaction; returns how many.
+ */
+async function release(
+  client: PoolClient,
+  condition: string,
+  values: unknown[],
+  now: number,
+): Promise<number> {
+  const { rows } = await client.query(
+    `DELETE FROM reservations WHERE ${condition}
+      AND id NOT IN (SELECT reservation_id FROM upstream_tasks)
+      RETURNING *`,
+    values,
+  );
+  const owed = new Map<string, number>();
+  for (const row of rows) {
+    owed.set(String(row.key_id), (owed.get(String(row.key_id)) ?? 0) + Number(row.amount_micros));
+  }
+  for (const [keyId, amount] of owed) {
+    await client.query(
+      "UPDATE api_keys SET balance_micros = balance_micros + $1 WHERE id = $2 AND balance_micros IS NOT NULL",
+      [amount, keyId],
+    );
+  }
+  for (const row of rows) {
+    const lost = lostUsageRecord(row, now);
+    if (lost) {
+      await client.query(`${insertUsage(0)} ON CONFLICT (id) DO NOTHING`, usageValues(lost));
+    }
+  }
+  return rows.length;
+}
+
 async function transaction(pool: Pool, work: (client: PoolClient) => Promise<void>) {
   const client = await pool.connect();
   try {
@@ -666,6 +725,16 @@ async function inTransaction(client: PoolClient, work: () => Promise<void>): Pro
     throw error;
   }
 }
+
+/**
+ * A request whose reservation was released as lost (its hub thought dead) and that ended after
+ * all replaces the lost row with what really happened.
+ */
+const REPLACE_LOST_ROW = `ON CONFLICT (id) DO UPDATE SET ${USAGE_COLUMNS.filter(
+  (column) => column !== "id",
+)
+  .map((column) => `${column} = EXCLUDED.${column}`)
+  .join(", ")}`;
 
 /** Inserts the usageValues() given after the first `offset` parameters of the statement. */
 function insertUsage(offset: number): string {

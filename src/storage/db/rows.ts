@@ -10,6 +10,7 @@ import type {
   HostedImageRecord,
   ImagePrice,
   KeyRole,
+  LostRequest,
   ModelRouteRecord,
   ProviderCredentialRecord,
   TokenPrice,
@@ -382,4 +383,39 @@ export function tokenPriceValues(price: TokenPrice): Array<string | number> {
     price.source,
     price.updatedAt,
   ];
+}
+
+/**
+ * The usage row a released reservation leaves: its request, lost with the hub that ran it
+ * (killed, crashed), failed at no cost. Undefined for a reservation that kept no request (made
+ * before migration 9).
+ */
+export function lostUsageRecord(row: Row, now: number): UsageRecord | undefined {
+  if (row.request === null || row.request === undefined) return undefined;
+  let request: LostRequest;
+  try {
+    request = JSON.parse(String(row.request)) as LostRequest;
+  } catch {
+    return undefined;
+  }
+  const createdAt = Number(row.created_at);
+  return {
+    ...request,
+    id: String(row.id),
+    keyId: String(row.key_id),
+    imagesDelivered: 0,
+    status: "failed",
+    errorCode: "hub_instance_lost",
+    latencyMs: Math.max(0, now - createdAt),
+    upstreamLatencyMs: null,
+    costMicros: 0,
+    inputTokens: null,
+    outputTokens: null,
+    createdAt,
+  };
+}
+
+/** The request of a reservation as stored (`reservations.request`); null when none is kept. */
+export function lostRequestText(request: LostRequest | undefined): string | null {
+  return request === undefined ? null : JSON.stringify(request);
 }

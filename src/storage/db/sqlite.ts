@@ -22,6 +22,8 @@ import {
   imagePriceValues,
   keyFromRow,
   keyValues,
+  lostRequestText,
+  lostUsageRecord,
   modelRouteFromRow,
   modelRouteValues,
   modelsToText,
@@ -35,7 +37,7 @@ import {
   usageValues,
   usageWhere,
 } from "./rows.ts";
-import type { Database, KeyRole, UsageFilter, UsageRecord, UsageTotal } from "./types.ts";
+import type { Database, KeyRole, UsageRecord, UsageTotal } from "./types.ts";
 
 export function openSqliteDatabase(file: string): Database {
   if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
@@ -79,7 +81,7 @@ export function openSqliteDatabase(file: string): Database {
     ),
     selectBalance: db.prepare("SELECT balance_micros FROM api_keys WHERE id = ?"),
     insertReservation: db.prepare(
-      "INSERT INTO reservations (id, key_id, amount_micros, created_at) VALUES (?, ?, ?, ?)",
+      "INSERT INTO reservations (id, key_id, amount_micros, created_at, instance_id, request) VALUES (?, ?, ?, ?, ?, ?)",
     ),
     deleteReservation: db.prepare(
       "DELETE FROM reservations WHERE id = ? RETURNING key_id, amount_micros",
@@ -88,8 +90,18 @@ export function openSqliteDatabase(file: string): Database {
       "UPDATE api_keys SET balance_micros = balance_micros + ? WHERE id = ? AND balance_micros IS NOT NULL",
     ),
     // A reservation with a task in flight is task-recovery's to settle, not released here.
-    oldReservations: db.prepare(`SELECT id, key_id, amount_micros FROM reservations
+    oldReservations: db.prepare(`SELECT * FROM reservations
       WHERE created_at < ? AND id NOT IN (SELECT reservation_id FROM upstream_tasks)`),
+    instanceReservations: db.prepare(`SELECT * FROM reservations
+      WHERE instance_id = ? AND id NOT IN (SELECT reservation_id FROM upstream_tasks)`),
+    heartbeat: db.prepare(`INSERT INTO hub_instances (id, started_at, heartbeat_at) VALUES (?, ?, ?)
+      ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`),
+    forgetInstance: db.prepare("DELETE FROM hub_instances WHERE id = ?"),
+    deadInstances: db.prepare("DELETE FROM hub_instances WHERE heartbeat_at < ? RETURNING id"),
+    insertLostUsage: db.prepare(
+      `INSERT OR IGNORE INTO usage_records (${USAGE_COLUMNS.join(", ")})
+        VALUES (${USAGE_COLUMNS.map(() => "?").join(", ")})`,
+    ),
     putUpstreamTask: db.prepare(
       `INSERT OR REPLACE INTO upstream_tasks (${UPSTREAM_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
@@ -99,8 +111,10 @@ export function openSqliteDatabase(file: string): Database {
     ),
     deleteExpiredHostedImages: db.prepare("DELETE FROM hosted_images WHERE expires_at <= ?"),
     selectUpstreamTasks: db.prepare("SELECT * FROM upstream_tasks ORDER BY created_at, task_id"),
+    // A request whose reservation was released as lost (its hub thought dead) and that ended
+    // after all replaces the lost row with what really happened.
     insertUsage: db.prepare(
-      `INSERT INTO usage_records (${USAGE_COLUMNS.join(", ")})
+      `INSERT OR REPLACE INTO usage_records (${USAGE_COLUMNS.join(", ")})
         VALUES (${USAGE_COLUMNS.map(() => "?").join(", ")})`,
     ),
     selectImagePrices: db.prepare("SELECT * FROM image_prices ORDER BY model, size, quality"),
@@ -166,6 +180,17 @@ export function openSqliteDatabase(file: string): Database {
 
   const insertUsage = (record: UsageRecord) => {
     statements.insertUsage.run(...usageValues(record));
+  };
+
+  /** Gives reservations back and writes their lost requests' rows; inside a transaction. */
+  const release = (rows: Record<string, unknown>[], now: number): number => {
+    for (const row of rows) {
+      statements.deleteReservation.get(String(row.id));
+      statements.refund.run(Number(row.amount_micros), String(row.key_id));
+      const lost = lostUsageRecord(row, now);
+      if (lost) statements.insertLostUsage.run(...usageValues(lost));
+    }
+    return rows.length;
   };
 
   return {
@@ -237,6 +262,8 @@ export function openSqliteDatabase(file: string): Database {
           reservation.keyId,
           reservation.amountMicros,
           reservation.createdAt,
+          reservation.instanceId ?? null,
+          lostRequestText(reservation.request),
         );
         return true;
       });
@@ -255,14 +282,23 @@ export function openSqliteDatabase(file: string): Database {
     async releaseReservationsIfAlone(before) {
       return this.releaseReservations(before);
     },
-    async releaseReservations(before) {
+    async releaseReservations(before, now = Date.now()) {
+      return transaction(() => release(statements.oldReservations.all(before), now));
+    },
+    async heartbeat(instanceId, startedAt, now) {
+      statements.heartbeat.run(instanceId, startedAt, now);
+    },
+    async forgetInstance(instanceId) {
+      statements.forgetInstance.run(instanceId);
+    },
+    async releaseDeadInstances(deadBefore, now) {
       return transaction(() => {
-        const rows = statements.oldReservations.all(before);
-        for (const row of rows) {
-          statements.deleteReservation.get(String(row.id));
-          statements.refund.run(Number(row.amount_micros), String(row.key_id));
+        const instances = statements.deadInstances.all(deadBefore).map((row) => String(row.id));
+        let released = 0;
+        for (const id of instances) {
+          released += release(statements.instanceReservations.all(id), now);
         }
-        return rows.length;
+        return { instances, released };
       });
     },
 

@@ -70,7 +70,27 @@ export interface Reservation {
   keyId: string;
   amountMicros: number;
   createdAt: number;
+  /** The hub instance that made it (its heartbeat tells whether it still may settle it). */
+  instanceId?: string;
+  /**
+   * What the usage row of the request says should the request be lost (its hub killed): the
+   * record, less what only its end can tell. Written as a failed row at no cost on release.
+   */
+  request?: LostRequest;
 }
+
+/** The usage record a request would leave if it never ended. */
+export type LostRequest = Pick<
+  UsageRecord,
+  | "model"
+  | "requestedModel"
+  | "app"
+  | "provider"
+  | "imagesRequested"
+  | "size"
+  | "quality"
+  | "responseFormat"
+>;
 
 export interface UsageFilter {
   keyId?: string;
@@ -252,7 +272,20 @@ export interface Database {
    * Releases every reservation created before `before` (a crash left them open): gives their
    * amounts back and returns how many there were.
    */
-  releaseReservations(before: number): Promise<number>;
+  releaseReservations(before: number, now?: number): Promise<number>;
+  /** Registers a live hub instance, or says it is still live (its heartbeat). */
+  heartbeat(instanceId: string, startedAt: number, now: number): Promise<void>;
+  /** A hub instance leaves (a clean shutdown: its requests have settled). */
+  forgetInstance(instanceId: string): Promise<void>;
+  /**
+   * Hub instances whose heartbeat is older than `deadBefore` are dead: forgets them and
+   * releases the reservations they made (each writes its request's failed row at no cost), in
+   * one transaction, so two hubs doing this at once release each once.
+   */
+  releaseDeadInstances(
+    deadBefore: number,
+    now: number,
+  ): Promise<{ instances: string[]; released: number }>;
   /**
    * Registers this process as a live hub for as long as the database stays open (the first
    * call) and, when no other hub is live, releases the open reservations created before

@@ -43,6 +43,7 @@ const TABLES = [
   "api_keys",
   "catalog_models",
   "hosted_images",
+  "hub_instances",
   "image_prices",
   "model_routes",
   "provider_credentials",
