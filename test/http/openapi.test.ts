@@ -134,7 +134,8 @@ describe("the OpenAPI document", () => {
       operation(documentPath(route.url), route.method.toLowerCase());
     }
     // Hidden: the probes, the documentation itself, and the console's page and files.
-    const consoleFiles = /^\/(|playground|gallery|keys|usage|models|assets\/.*|favicon\.(svg|ico))$/;
+    const consoleFiles =
+      /^\/(|playground|gallery|keys|usage|models|assets\/.*|favicon\.(svg|ico))$/;
     for (const route of served.filter((route) => route.hidden)) {
       assert.ok(
         /^\/(healthz|openapi\.json|docs)(\/|$)/.test(route.url) || consoleFiles.test(route.url),
