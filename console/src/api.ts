@@ -29,6 +29,8 @@ export interface Api {
   upload<T>(path: string, form: FormData, signal?: AbortSignal): Promise<T>;
   /** A file from the API saved by the browser under `filename` (the key goes in the header). */
   download(path: string, filename: string): Promise<void>;
+  /** The reply itself, for its headers (an image reply's model, cost, warnings); ApiError if not ok. */
+  send(path: string, init: RequestInit): Promise<Response>;
 }
 
 /** The hub's path below its origin, as the hub wrote it into the page (`/` or `/tools/hub/`). */
@@ -48,7 +50,10 @@ export function createApi(key: string): Api {
   async function send(path: string, init: RequestInit): Promise<Response> {
     let response: Response;
     try {
-      response = await fetch(apiUrl(path), init);
+      response = await fetch(apiUrl(path), {
+        ...init,
+        headers: headers(init.headers as Record<string, string> | undefined),
+      });
     } catch (error) {
       if (error instanceof DOMException && error.name === "AbortError") throw error;
       throw new ApiError(0, {
@@ -66,18 +71,18 @@ export function createApi(key: string): Api {
     async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal) {
       const response = await send(path, {
         method,
-        headers: headers(body === undefined ? {} : { "content-type": "application/json" }),
+        headers: body === undefined ? {} : { "content-type": "application/json" },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal,
       });
       return (response.status === 204 ? undefined : await response.json()) as T;
     },
     async upload<T>(path: string, form: FormData, signal?: AbortSignal) {
-      const response = await send(path, { method: "POST", headers: headers(), body: form, signal });
+      const response = await send(path, { method: "POST", body: form, signal });
       return (await response.json()) as T;
     },
     async download(path: string, filename: string) {
-      const response = await send(path, { headers: headers() });
+      const response = await send(path, {});
       const url = URL.createObjectURL(await response.blob());
       const link = document.createElement("a");
       link.href = url;
@@ -87,6 +92,7 @@ export function createApi(key: string): Api {
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
     },
+    send,
   };
 }
 

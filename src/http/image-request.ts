@@ -8,9 +8,11 @@
  * client goes away, since its answer is what the retry will get; any other request is cancelled
  * (its upstream calls aborted, nothing charged) as before. A cut by the shutdown cancels both.
  */
+
 import { Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
+import { formatUsd } from "../billing/money.ts";
 import { HubError, invalidRequest, isHubError } from "../errors.ts";
 import type { GenerationResult, ImageService } from "../images/generate.ts";
 import type { ImageJobRequest } from "../images/plan.ts";
@@ -206,6 +208,8 @@ function resultHeaders(
     "x-image-hub-model": result.job.model.id,
     // The usage record's id: a client (or an audit) can match every reply to its ledger row.
     "x-image-hub-record-id": result.recordId,
+    // What the key was charged for this reply, as the ledger row says (USD, six places).
+    "x-image-hub-cost": formatUsd(result.costMicros),
   };
   const warnings = [...result.warnings, ...moreWarnings];
   if (warnings.length > 0) headers["x-image-hub-warnings"] = headerSafe(warnings.join(" | "));

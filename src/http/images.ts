@@ -39,6 +39,9 @@ const ImageReplyHeaders = {
   "X-Image-Hub-Record-Id": Type.String({
     description: "The request's usage record (GET /api/usage), for matching a reply to its cost.",
   }),
+  "X-Image-Hub-Cost": Type.String({
+    description: "What the key was charged for this request, USD with six places (`0.040000`).",
+  }),
   "X-Image-Hub-Warnings": Type.String({
     description:
       "What the model did not honour of the request (a style, a seed), joined by ' | '; absent when nothing.",

@@ -85,6 +85,24 @@ describe("the model list says what a form needs", () => {
   });
 });
 
+describe("X-Image-Hub-Cost", () => {
+  it("says what the request cost, as its ledger row does", async () => {
+    const response = await fetch(`${hub.url}/api/images/generations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${hub.adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-image-2", prompt: "priced", size: "1024x1024", n: 2 }),
+    });
+    assert.equal(response.status, 200);
+    const cost = response.headers.get("x-image-hub-cost");
+    assert.match(cost ?? "", /^\d+\.\d{6}$/);
+    const recordId = response.headers.get("x-image-hub-record-id");
+    const rows = (await get("/api/usage?limit=100")).body.data as { id: string; cost: number }[];
+    const row = rows.find((candidate) => candidate.id === recordId);
+    assert.ok(row && row.cost > 0, "gpt-image-2 has a price");
+    assert.equal(Number(cost), row.cost);
+  });
+});
+
 describe("GET /api/usage?status=", () => {
   it("lists only the requests that ended so", async () => {
     // A refusal the hub does not retry: the request fails and leaves a failed row.

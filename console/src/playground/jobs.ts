@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "../api.ts";
-import { costOf, requestImages } from "./request.ts";
+import { requestImages } from "./request.ts";
 import type { Job, JobSettings } from "./types.ts";
 
 /** Results beyond these are dropped; the Gallery keeps everything the hub still hosts. */
@@ -50,13 +50,9 @@ export function useJobs(key: string, api: Api) {
       ...jobs,
     ].slice(0, KEEP);
     for (const listener of listeners) listener();
-    requestImages(key, settings, controller.signal)
+    requestImages(api, settings, controller.signal)
       .then((reply) => {
-        update(id, { state: "done", reply, finishedAt: Date.now() });
-        // The cost is a nicety: a failed look-up leaves it unknown.
-        costOf(api, reply)
-          .then((cost) => update(id, { cost }))
-          .catch(() => undefined);
+        update(id, { state: "done", reply, cost: reply.cost, finishedAt: Date.now() });
       })
       .catch((error: unknown) => {
         const cancelled = controller.signal.aborted;

@@ -79,6 +79,8 @@ export interface ImageReply {
   warnings: string[];
   /** `X-Image-Hub-Partial`: fewer images than asked. */
   partial: string | null;
+  /** `X-Image-Hub-Cost`: USD charged; undefined from a hub that does not say. */
+  cost: number | undefined;
 }
 
 export interface Job {
@@ -91,6 +93,6 @@ export interface Job {
   state: "running" | "done" | "failed" | "cancelled";
   error?: unknown;
   reply?: ImageReply;
-  /** USD charged, from the gallery's record of the request; undefined while unknown. */
+  /** USD charged (X-Image-Hub-Cost); undefined while unknown. */
   cost?: number;
 }

@@ -92,6 +92,7 @@ export function registerAigneImageRoutes(
   const replyHeaders = {
     "X-Image-Hub-Model": Type.String(),
     "X-Image-Hub-Record-Id": Type.String(),
+    "X-Image-Hub-Cost": Type.String(),
     "X-Image-Hub-Warnings": Type.String({
       description: "Includes the fields the hub did not use (`ignored: …`).",
     }),
