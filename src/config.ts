@@ -4,6 +4,7 @@
  */
 import path from "node:path";
 import { instancesFromEnv, type ProviderInstance } from "./credentials/instances.ts";
+import { parseBlobStoreUrl } from "./storage/blobs/s3-url.ts";
 
 export interface Config {
   port: number;
@@ -27,6 +28,16 @@ export interface Config {
   providerInstances: ProviderInstance[];
   /** Secret for signing hosted-image URLs; when unset, one is kept in `dataDir`. */
   urlSigningSecret: string | undefined;
+  /** Where hosted images live: `dataDir/images`, or an S3 bucket shared by every instance. */
+  blobStore:
+    | { kind: "disk" }
+    | { kind: "s3"; bucket: string; prefix: string; forcePathStyle: boolean };
+  /** Whose URLs a `url` reply carries: the hub's signed ones, or the store's presigned ones. */
+  imageUrls: "hub" | "store";
+  /** Redis shared by every instance (limits, throttles, credential health); none: in-process. */
+  redisUrl: string | undefined;
+  /** Put before every Redis key, so several hubs can share a server. */
+  redisKeyPrefix: string;
   imageUrlTtlSeconds: number;
   /** Largest JSON or multipart request body, in bytes. */
   maxBodyBytes: number;
@@ -66,6 +77,24 @@ export interface Config {
 type Env = Record<string, string | undefined>;
 
 export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = text(env, "DATABASE_URL");
+  const urlSigningSecret = text(env, "URL_SIGNING_SECRET");
+  const blobStoreUrl = text(env, "BLOB_STORE_URL");
+  const blobStore: Config["blobStore"] =
+    blobStoreUrl === undefined
+      ? { kind: "disk" }
+      : {
+          kind: "s3",
+          ...parseBlobStoreUrl(blobStoreUrl),
+          forcePathStyle: boolean(env, "S3_FORCE_PATH_STYLE", false),
+        };
+  const imageUrls = text(env, "IMAGE_URLS") ?? "hub";
+  if (imageUrls !== "hub" && imageUrls !== "store") {
+    throw new Error(`Setting IMAGE_URLS must be hub or store, not '${imageUrls}'.`);
+  }
+  if (imageUrls === "store" && blobStore.kind !== "s3") {
+    throw new Error("Setting IMAGE_URLS=store needs BLOB_STORE_URL (the store's own URLs).");
+  }
   const port = integer(env, "PORT", 8080, { min: 0, max: 65535 });
   const host = text(env, "HOST") ?? "127.0.0.1";
   const publicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
@@ -73,7 +102,7 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     host,
     dataDir: path.resolve(text(env, "DATA_DIR") ?? "./data"),
-    databaseUrl: text(env, "DATABASE_URL"),
+    databaseUrl,
     publicUrl: trimSlash(text(env, "PUBLIC_URL") ?? `http://${hostForUrl(publicHost)}:${port}`),
     adminKey: text(env, "ADMIN_KEY"),
     masterKey: text(env, "MASTER_KEY"),
@@ -92,7 +121,11 @@ export function loadConfig(env: Env = process.env): Config {
       ),
     },
     providerInstances: instancesFromEnv(env),
-    urlSigningSecret: text(env, "URL_SIGNING_SECRET"),
+    urlSigningSecret,
+    blobStore,
+    imageUrls,
+    redisUrl: text(env, "REDIS_URL"),
+    redisKeyPrefix: env.REDIS_KEY_PREFIX?.trim() || "image-hub:",
     imageUrlTtlSeconds: integer(env, "IMAGE_URL_TTL_SECONDS", 3600, { min: 60, max: 7 * 86400 }),
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 64 * 1024 * 1024, { min: 1024 }),
     maxInputImageBytes: integer(env, "MAX_INPUT_IMAGE_BYTES", 25 * 1024 * 1024, { min: 1024 }),
@@ -181,4 +214,18 @@ function trimSlash(url: string): string {
 
 function hostForUrl(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
+}
+
+/**
+ * What a serving hub needs beyond valid settings. A shared database means instances that serve
+ * one another's image URLs: a signing secret kept in one instance's DATA_DIR would make every
+ * other instance's links fail, so the secret must be given, the same everywhere. (The CLI, which
+ * only opens the database, does not need it.)
+ */
+export function checkServingConfig(config: Config): void {
+  if (config.databaseUrl !== undefined && config.urlSigningSecret === undefined) {
+    throw new Error(
+      "Setting URL_SIGNING_SECRET is required with DATABASE_URL: hubs sharing a database serve one another's image URLs, so each must sign them with the same secret. Set it to the same random value on every instance (e.g. `openssl rand -hex 32`).",
+    );
+  }
 }

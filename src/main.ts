@@ -20,7 +20,7 @@
  */
 import { buildApp } from "./app.ts";
 import { ensureAdminKey } from "./auth/bootstrap.ts";
-import { type Config, loadConfig } from "./config.ts";
+import { type Config, checkServingConfig, loadConfig } from "./config.ts";
 import { cutConnections } from "./http/graceful-close.ts";
 import { MODELS } from "./images/catalog.ts";
 import { KIND_INFO } from "./providers/kinds.ts";
@@ -40,8 +40,18 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   if (error.code !== "EPIPE") throw error;
 });
 
-const config = loadConfig();
-const { app, db } = await buildApp(config);
+let config: Config;
+let built: Awaited<ReturnType<typeof buildApp>>;
+try {
+  config = loadConfig();
+  checkServingConfig(config);
+  built = await buildApp(config);
+} catch (error) {
+  // A setting or a service the settings name is wrong: say which, in one line, and stop.
+  console.error(`image-hub could not start: ${error instanceof Error ? error.message : error}`);
+  process.exit(1);
+}
+const { app, db } = built;
 
 // Read before listening: if the database cannot answer, the start fails before it serves.
 const providers = await providersLine(config, db);

@@ -20,12 +20,14 @@ const DEFAULT_DIST = path.resolve(import.meta.dirname, "../../console/dist");
 
 export async function registerConsole(
   app: FastifyInstance,
-  options: { publicUrl: string; distDir?: string },
+  options: { publicUrl: string; distDir?: string; imagesFromAnywhere?: boolean },
 ): Promise<void> {
   const dist = options.distDir ?? DEFAULT_DIST;
   const publicUrl = new URL(options.publicUrl);
   const base = publicUrl.pathname.endsWith("/") ? publicUrl.pathname : `${publicUrl.pathname}/`;
-  const headers = securityHeaders(publicUrl.origin);
+  const headers = securityHeaders(
+    options.imagesFromAnywhere ? `${publicUrl.origin} https: http:` : publicUrl.origin,
+  );
 
   // Hashed file names: a build never changes a file in place, so browsers may keep them.
   await app.register(fastifyStatic, {
@@ -77,15 +79,16 @@ export async function registerConsole(
 }
 
 /**
- * Scripts and styles from the hub only; images also from PUBLIC_URL's origin and as blob: and
- * data: URLs (pictures dropped into the page, masks drawn in it). No referrer leaves the page:
+ * Scripts and styles from the hub only; images also from PUBLIC_URL's origin (or any, when the
+ * image URLs are a store's own) and as blob: and data: URLs (pictures dropped into the page,
+ * masks drawn in it). No referrer leaves the page:
  * a signed image URL is a capability.
  */
-function securityHeaders(imageOrigin: string): Record<string, string> {
+function securityHeaders(imageOrigins: string): Record<string, string> {
   const policy = [
     "default-src 'self'",
-    `img-src 'self' ${imageOrigin} data: blob:`,
-    `connect-src 'self' ${imageOrigin}`,
+    `img-src 'self' ${imageOrigins} data: blob:`,
+    `connect-src 'self' ${imageOrigins}`,
     "style-src 'self' 'unsafe-inline'",
     "script-src 'self'",
     "object-src 'none'",

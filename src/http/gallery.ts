@@ -125,12 +125,15 @@ export function registerGalleryRoutes(
         before: query.before === undefined ? undefined : Number(query.before),
         limit: Math.min(MAX_LIMIT, Math.max(1, Number(query.limit ?? DEFAULT_LIMIT))),
       });
+      const urls = await Promise.all(
+        images.map((image) => options.host.urlOf(image.name, image.expiresAt)),
+      );
       return {
         object: "list" as const,
-        data: images.map((image) => ({
+        data: images.map((image, index) => ({
           id: image.name,
           object: "image" as const,
-          url: options.host.urlOf(image.name, image.expiresAt),
+          url: urls[index] as string,
           prompt: image.prompt,
           model: image.model,
           size: image.size,

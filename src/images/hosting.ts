@@ -37,6 +37,11 @@ export interface ImageHostOptions {
   ttlSeconds?: number;
   /** Unix milliseconds; injected so tests can move time. */
   clock?: () => number;
+  /**
+   * The store's own URL for a stored image (IMAGE_URLS=store: an S3 presigned GET that ends
+   * when the image does), instead of the hub's signed one; the hub's still work.
+   */
+  storeUrl?: (name: string, expiresAt: number) => Promise<string>;
 }
 
 export interface ImageHost {
@@ -45,8 +50,8 @@ export interface ImageHost {
     bytes: Buffer,
     mimeType: ImageMimeType,
   ): Promise<{ url: string; name: string; expiresAt: number }>;
-  /** The signed URL of an image `save` stored, for as long as it lives (the gallery). */
-  urlOf(name: string, expiresAt: number): string;
+  /** The URL of an image `save` stored, for as long as it lives (the gallery). */
+  urlOf(name: string, expiresAt: number): Promise<string>;
   /**
    * What `GET /files/images/:name?expires&signature` serves: the image, or the `HubError` to
    * answer with (403 `invalid_signature`, 404 `image_not_found`, 410 `url_expired`). These are
@@ -79,11 +84,13 @@ export function createImageHost(options: ImageHostOptions): ImageHost {
       .digest("base64url");
   }
 
-  function urlOf(name: string, expiresAt: number): string {
+  function signedUrlOf(name: string, expiresAt: number): string {
     const expires = String(Math.ceil(expiresAt / 1000));
     const signature = sign(name, expires);
     return `${publicUrl}${IMAGE_ROUTE_PREFIX}/${name}?expires=${expires}&signature=${signature}`;
   }
+  const urlOf = async (name: string, expiresAt: number): Promise<string> =>
+    options.storeUrl ? options.storeUrl(name, expiresAt) : signedUrlOf(name, expiresAt);
 
   return {
     async save(bytes, mimeType) {
@@ -94,7 +101,7 @@ export function createImageHost(options: ImageHostOptions): ImageHost {
       const expiresSeconds = Math.ceil(clock() / 1000) + ttlSeconds;
       const expiresAt = expiresSeconds * 1000;
       await store.put(name, bytes, { contentType: mimeType, expiresAt });
-      return { url: urlOf(name, expiresAt), name, expiresAt };
+      return { url: await urlOf(name, expiresAt), name, expiresAt };
     },
     urlOf,
 

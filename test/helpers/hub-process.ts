@@ -67,6 +67,8 @@ export async function startHubProcess(
       HOST: "127.0.0.1",
       PORT: String(port),
       LOG_LEVEL: "warn",
+      // Hubs on a shared database must share a signing secret (config.ts); tests give one.
+      ...(env.DATABASE_URL ? { URL_SIGNING_SECRET: "test-url-signing-secret-0123456789" } : {}),
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
