@@ -12,10 +12,8 @@ import Fastify, {
 } from "fastify";
 import pino from "pino";
 import { createAdmission } from "./auth/admission.ts";
-import { createWrongKeyThrottle } from "./auth/brute-force.ts";
 import { createLastUsedTracker } from "./auth/last-used.ts";
 import { createAuthenticator } from "./auth/principal.ts";
-import { createRateLimiter } from "./auth/rate-limit.ts";
 import { createAccounting } from "./billing/accounting.ts";
 import { startHeartbeat } from "./billing/live-instances.ts";
 import { createPriceService } from "./billing/price-service.ts";
@@ -60,7 +58,9 @@ import { createByteBudget } from "./net/byte-budget.ts";
 import { createSafeFetcher } from "./net/safe-fetch.ts";
 import { checkComfyWorkflow } from "./providers/comfyui.ts";
 import { DEFAULT_UPSTREAM_TIMEOUT_MS } from "./providers/upstream.ts";
+import { createSharedCounters } from "./shared-counters.ts";
 import { createDiskBlobStore } from "./storage/blobs/disk.ts";
+import type { BlobStore } from "./storage/blobs/types.ts";
 import { openDatabase } from "./storage/db/open.ts";
 import type { Database } from "./storage/db/types.ts";
 
@@ -137,7 +137,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.addHook("onClose", () => fetcher.close());
   const fetchUpstreamImage = async (url: string, signal: AbortSignal) =>
     (await fetcher.fetch(url, { param: "upstream_url", signal })).bytes;
+  // Rate limits, wrong-key throttles and credential health: in Redis when several instances
+  // share them (REDIS_URL), in this process otherwise.
+  const counters = await createSharedCounters(config, { clock, log: app.log });
+  app.addHook("onClose", () => counters.close());
   const registry = createProviderRegistry({
+    health: counters.health,
     db,
     vault,
     instances: config.providerInstances,
@@ -172,8 +177,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
   app.addHook("onClose", () => lastUsed.stop());
 
-  const store = await createDiskBlobStore({ directory: path.join(config.dataDir, "images") });
+  const blobs = await openBlobStore(config, clock);
+  const store = blobs.store;
+  app.addHook("onClose", async () => store.close?.());
   const host = createImageHost({
+    storeUrl: config.imageUrls === "store" ? blobs.presignedUrl : undefined,
     store,
     secret: config.urlSigningSecret
       ? createHash("sha256").update(config.urlSigningSecret).digest()
@@ -242,7 +250,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     gallery: { add: (images) => db.addHostedImages(images) },
     latency,
     accounting: createAccounting({ db, prices: prices.book, log: app.log, instanceId }),
-    admit: createAdmission({ limiter: createRateLimiter({ clock }) }),
+    admit: createAdmission({ limiter: counters.limiter }),
     routes,
     pinnedProvider: (credentialId) => registry.pinned(credentialId),
     upstreamTimeoutMs: config.upstreamTimeoutMs,
@@ -268,11 +276,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const auth = createAuthHooks(
     createAuthenticator({ db, adminKey: config.adminKey }),
     lastUsed,
-    createWrongKeyThrottle({
-      maxFailures: config.authMaxFailures,
-      windowMs: config.authFailureWindowSeconds * 1000,
-      clock,
-    }),
+    counters.wrongKeys,
   );
   registerHealthRoutes(app, { catalog });
   await registerApiReference(app, { catalog });
@@ -290,7 +294,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   registerFileRoutes(app, { host, clock });
   registerUsageRoutes(app, { db, auth, catalog, clock });
   registerGalleryRoutes(app, { db, host, catalog, auth, clock });
-  await registerConsole(app, { publicUrl: config.publicUrl });
+  await registerConsole(app, {
+    publicUrl: config.publicUrl,
+    // The store's presigned URLs are on its own host, which only the operator's setup names.
+    imagesFromAnywhere: config.imageUrls === "store",
+  });
   registerAdminRoutes(app, { db, auth, catalog });
   registerPriceRoutes(app, { prices, catalog, auth, clock });
   registerAdminModelRoutes(app, {
@@ -319,6 +327,27 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   });
 
   return { app, db };
+}
+
+/**
+ * The blob store the settings name: DATA_DIR/images, or an S3 bucket (loaded only then: a hub
+ * on local disk never loads the AWS SDK). An S3 store checks the bucket and the credentials
+ * before the hub serves, and stops the start with a message naming BLOB_STORE_URL if it cannot.
+ */
+async function openBlobStore(
+  config: Config,
+  clock: () => number,
+): Promise<{
+  store: BlobStore;
+  presignedUrl?: (name: string, expiresAt: number) => Promise<string>;
+}> {
+  if (config.blobStore.kind === "disk") {
+    return { store: await createDiskBlobStore({ directory: path.join(config.dataDir, "images") }) };
+  }
+  const { createS3BlobStore } = await import("./storage/blobs/s3.ts");
+  const { bucket, prefix, forcePathStyle } = config.blobStore;
+  const store = await createS3BlobStore({ bucket, prefix, forcePathStyle, clock });
+  return { store, presignedUrl: (name, expiresAt) => store.presignedUrl(name, expiresAt) };
 }
 
 /**

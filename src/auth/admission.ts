@@ -7,8 +7,15 @@ import type { ImageJob } from "../images/plan.ts";
 import type { Principal } from "./principal.ts";
 import { type RateLimiter, rateLimited } from "./rate-limit.ts";
 
-export function createAdmission(options: { limiter: RateLimiter }) {
-  return function admit(principal: Principal, job: ImageJob): void {
+/** The in-process limiter or the shared one (rate-limit-redis.ts). */
+export type Limiter = {
+  check(
+    ...args: Parameters<RateLimiter["check"]>
+  ): ReturnType<RateLimiter["check"]> | Promise<ReturnType<RateLimiter["check"]>>;
+};
+
+export function createAdmission(options: { limiter: Limiter }) {
+  return async function admit(principal: Principal, job: ImageJob): Promise<void> {
     // The model the client named: a key for dall-e-3 may use it while its successor serves.
     const named = job.substitutedFor ?? job.model;
     if (principal.models !== null && !principal.models.includes(named.id)) {
@@ -27,7 +34,7 @@ export function createAdmission(options: { limiter: RateLimiter }) {
       );
     }
     if (principal.rpm === null && principal.ipm === null) return;
-    const verdict = options.limiter.check(
+    const verdict = await options.limiter.check(
       principal.keyId,
       { rpm: principal.rpm, ipm: principal.ipm },
       job.n,

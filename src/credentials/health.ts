@@ -27,6 +27,12 @@ export interface Health {
   until: number;
 }
 
+/** What the admin API says of a credential cooling down, and of one refused `count` times. */
+export const COOL_DOWN_DETAIL =
+  "The upstream answered 429 (rate limited); skipped until the wait it asked for ends.";
+export const refusedDetail = (status: number, count: number) =>
+  `The upstream answered ${status} (refused the key) ${count} time(s) in a row; tried again when the wait ends, and used again once it is accepted.`;
+
 export const DEFAULT_COOL_DOWN_MS = 30_000;
 export const FIRST_QUARANTINE_MS = 30_000;
 export const MAX_QUARANTINE_MS = 30 * 60_000;
@@ -75,8 +81,7 @@ export function createCredentialHealth(clock: () => number = Date.now) {
         retryAfterSeconds === undefined ? DEFAULT_COOL_DOWN_MS : retryAfterSeconds * 1000;
       health.set(id, {
         state: "cooling_down",
-        detail:
-          "The upstream answered 429 (rate limited); skipped until the wait it asked for ends.",
+        detail: COOL_DOWN_DETAIL,
         lastError: null,
         since: now,
         until: now + waitMs,
@@ -92,7 +97,7 @@ export function createCredentialHealth(clock: () => number = Date.now) {
       const previous = health.get(id);
       health.set(id, {
         state: "auth_failed",
-        detail: `The upstream answered ${status} (refused the key) ${count} time(s) in a row; tried again when the wait ends, and used again once it is accepted.`,
+        detail: refusedDetail(status, count),
         lastError,
         since: previous?.state === "auth_failed" ? previous.since : now,
         until: now + waitMs,

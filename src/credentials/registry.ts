@@ -42,7 +42,7 @@ import { createLocalProvider } from "../providers/local.ts";
 import type { TaskApi, TaskJournal } from "../providers/tasks.ts";
 import type { ImageProvider, ProviderCall } from "../providers/types.ts";
 import type { Database, ProviderCredentialRecord } from "../storage/db/types.ts";
-import { createCredentialHealth } from "./health.ts";
+import { type HealthBoard, localHealthBoard } from "./health-board.ts";
 import type { ProviderInstance } from "./instances.ts";
 import { maskSecret, type Vault } from "./vault.ts";
 
@@ -99,6 +99,8 @@ export interface ProviderRegistryOptions {
   random?: () => number;
   clock?: () => number;
   log?: { warn(details: Record<string, unknown>, message: string): void };
+  /** Where credential health is kept: this process (the default) or shared (Redis). */
+  health?: HealthBoard;
 }
 
 export interface ProviderRegistry {
@@ -109,6 +111,8 @@ export interface ProviderRegistry {
   reload(): Promise<void>;
   /** Every credential, the environment's first, masked. */
   list(): CredentialView[];
+  /** Brings every credential's health up to date (other instances' findings) before a `list`. */
+  syncHealth(): Promise<void>;
   /** A live view of `get` in the shape `createImageService` takes as `providers`. */
   readonly providers: Partial<Record<ProviderName, ImageProvider>>;
   /**
@@ -169,7 +173,7 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   const clock = options.clock ?? Date.now;
   const local = createLocalProvider();
   // Kept across reloads: a reload must not forget that a key was refused a second ago.
-  const health = createCredentialHealth(clock);
+  const health = options.health ?? localHealthBoard(clock);
   // Warn once per stored envelope, not on every periodic reload.
   const warned = new Set<string>();
   let state = build([]);
@@ -351,16 +355,33 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   }
 
   /** Calls through `entry`; a 429 cools it down and a 401/403 quarantines it. */
-  function callThrough(entry: PoolEntry, call: ProviderCall) {
-    return through(entry, (client) => client.generate(call));
+  function callThrough(entry: PoolEntry, call: ProviderCall, endProbe?: () => void) {
+    return through(entry, (client) => client.generate(call), endProbe);
   }
 
   /** Asks `entry` for its model list, under the same health rules as a call. */
-  function listThrough(entry: PoolEntry, listOptions: ListOptions) {
-    return through(entry, (client) => {
-      if (!client.listModels) throw new Error(`${entry.provider} lists no models.`);
-      return client.listModels(listOptions);
-    });
+  function listThrough(entry: PoolEntry, listOptions: ListOptions, endProbe?: () => void) {
+    return through(
+      entry,
+      (client) => {
+        if (!client.listModels) throw new Error(`${entry.provider} lists no models.`);
+        return client.listModels(listOptions);
+      },
+      endProbe,
+    );
+  }
+
+  /**
+   * Whether `entry` may take a call now, and the probe it holds when its quarantine has just
+   * ended (one call at a time tries it, across instances when health is shared): `false` when
+   * it is blocked, or its probe is another call's.
+   */
+  async function admit(entry: PoolEntry): Promise<{ endProbe?: () => void } | false> {
+    const usability = health.usability(entry.id);
+    if (usability === "healthy") return {};
+    if (usability === "blocked") return false;
+    const endProbe = await health.tryBeginProbe(entry.id);
+    return endProbe ? { endProbe } : false;
   }
 
   /**
@@ -368,9 +389,11 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
    * 429 cools it down, a 401/403 quarantines it. A credential whose quarantine has ended is
    * tried by one call at a time (the probe).
    */
-  async function through<T>(entry: PoolEntry, work: (client: ImageProvider) => Promise<T>) {
-    const endProbe =
-      health.usability(entry.id) === "probe" ? health.beginProbe(entry.id) : undefined;
+  async function through<T>(
+    entry: PoolEntry,
+    work: (client: ImageProvider) => Promise<T>,
+    endProbe?: () => void,
+  ) {
     try {
       const result = await work(entry.client);
       if (endProbe)
@@ -390,16 +413,19 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
 
   function refused(entry: PoolEntry, error: HubError) {
     const status = error.upstreamStatus ?? 401;
+    const logIt = (waitMs: number) =>
+      options.log?.warn(
+        {
+          credentialId: entry.id,
+          provider: entry.provider,
+          upstreamStatus: status,
+          nextTryInSeconds: Math.round(waitMs / 1000),
+        },
+        "provider credential quarantined: the upstream refused it; it is tried again when the wait ends",
+      );
     const waitMs = health.refused(entry.id, status, upstreamWords(error));
-    options.log?.warn(
-      {
-        credentialId: entry.id,
-        provider: entry.provider,
-        upstreamStatus: status,
-        nextTryInSeconds: Math.round(waitMs / 1000),
-      },
-      "provider credential quarantined: the upstream refused it; it is tried again when the wait ends",
-    );
+    if (typeof waitMs === "number") logIt(waitMs);
+    else waitMs.then(logIt, () => {});
   }
 
   /**
@@ -447,15 +473,25 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
         let lastError: unknown;
         for (;;) {
           const pool = state.pools.get(provider) ?? [];
+          // What other instances saw of these credentials, up to their very last call.
+          await health.sync(pool.map((entry) => entry.id));
           const fresh = pool.filter((entry) => !tried.has(entry.id));
-          // A credential whose quarantine has ended goes first, so it comes back soon.
-          const entry =
-            fresh.find((candidate) => health.usability(candidate.id) === "probe") ??
-            pick(fresh.filter((candidate) => health.usability(candidate.id) === "healthy"));
+          // A credential whose quarantine has ended goes first, so it comes back soon; when
+          // another call holds its probe, it is skipped like a blocked one.
+          let entry = fresh.find((candidate) => health.usability(candidate.id) === "probe");
+          let endProbe: (() => void) | undefined;
+          if (entry) {
+            endProbe = await health.tryBeginProbe(entry.id);
+            if (!endProbe) {
+              tried.add(entry.id);
+              entry = undefined;
+            }
+          }
+          entry ??= pick(fresh.filter((candidate) => health.usability(candidate.id) === "healthy"));
           if (!entry) throw lastError ?? noCredentialError(provider, pool);
           tried.add(entry.id);
           try {
-            return await callThrough(entry, call);
+            return await callThrough(entry, call, endProbe);
           } catch (error) {
             const moveOn =
               isHubError(error) &&
@@ -471,11 +507,14 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
        */
       async listModels(listOptions: ListOptions) {
         const pool = state.pools.get(provider) ?? [];
+        await health.sync(pool.map((entry) => entry.id));
         let lastError: unknown;
         for (const entry of pool) {
-          if (health.usability(entry.id) === "blocked" || !entry.client.listModels) continue;
+          if (!entry.client.listModels) continue;
+          const admitted = await admit(entry);
+          if (!admitted) continue;
           try {
-            return await listThrough(entry, listOptions);
+            return await listThrough(entry, listOptions, admitted.endProbe);
           } catch (error) {
             if (listOptions.signal.aborted) throw error;
             lastError = error;
@@ -489,21 +528,25 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
   function pinned(credentialId: string): ImageProvider | undefined {
     const entry = state.entries.get(credentialId);
     if (!entry) return undefined;
-    const healthyCurrent = () => {
+    const healthyCurrent = async () => {
       const current = state.entries.get(credentialId) ?? entry;
-      if (health.usability(current.id) === "blocked") {
-        throw noCredentialError(current.provider, [current]);
-      }
-      return current;
+      await health.sync([current.id]);
+      const admitted = await admit(current);
+      if (!admitted) throw noCredentialError(current.provider, [current]);
+      return { current, endProbe: admitted.endProbe };
     };
     const provider: ImageProvider = {
       name: entry.provider,
       async generate(call: ProviderCall) {
-        return callThrough(healthyCurrent(), call);
+        const { current, endProbe } = await healthyCurrent();
+        return callThrough(current, call, endProbe);
       },
     };
     if (entry.client.listModels) {
-      provider.listModels = async (listOptions) => listThrough(healthyCurrent(), listOptions);
+      provider.listModels = async (listOptions) => {
+        const { current, endProbe } = await healthyCurrent();
+        return listThrough(current, listOptions, endProbe);
+      };
     }
     return provider;
   }
@@ -549,11 +592,13 @@ export function createProviderRegistry(options: ProviderRegistryOptions): Provid
       if (mine === generation) state = next;
     },
     list: () => state.views.map(withHealth),
+    syncHealth: () => health.sync(state.views.map((view) => view.id)),
     pinned,
     async check(credentialId, signal) {
       const entry = state.entries.get(credentialId);
       if (!entry) return undefined;
       if (!entry.client.listModels) return { tested: false };
+      await health.sync([entry.id]);
       const models = await listThrough(entry, { signal, timeoutMs: CHECK_TIMEOUT_MS });
       return { tested: true, models: models.length };
     },

@@ -198,7 +198,10 @@ export function registerCredentialRoutes(
         response: { 200: CredentialList, ...adminErrorResponses([]) },
       },
     },
-    async () => ({ object: "list" as const, data: registry.list().map(present) }),
+    async () => {
+      await registry.syncHealth();
+      return { object: "list" as const, data: registry.list().map(present) };
+    },
   );
 
   app.patch<{ Params: { id: string }; Body: UpdateBody }>(

@@ -29,7 +29,7 @@ export interface AuthHooks {
 export function createAuthHooks(
   authenticator: Authenticator,
   lastUsed?: Pick<LastUsedTracker, "touch">,
-  wrongKeys?: WrongKeyThrottle,
+  wrongKeys?: WrongKeys,
 ): AuthHooks {
   const authenticate = async (request: FastifyRequest) => {
     let principal: Principal;
@@ -40,7 +40,7 @@ export function createAuthHooks(
         isHubError(error) &&
         error.status === 401 &&
         bearerToken(request.headers.authorization) !== undefined;
-      if (wrongKeys && wrongKey) countWrongKey(wrongKeys, request);
+      if (wrongKeys && wrongKey) await countWrongKey(wrongKeys, request);
       throw error;
     }
     lastUsed?.touch(principal.keyId);
@@ -61,8 +61,8 @@ export function createAuthHooks(
  * Counts a wrong key; throws the 429 when its address is throttled, and says so in the log once
  * per throttle (never the key tried).
  */
-function countWrongKey(wrongKeys: WrongKeyThrottle, request: FastifyRequest) {
-  const { throttle, started, client } = wrongKeys.recordWrongKey(request.ip);
+async function countWrongKey(wrongKeys: WrongKeys, request: FastifyRequest) {
+  const { throttle, started, client } = await wrongKeys.recordWrongKey(request.ip);
   if (!throttle) return;
   if (started) {
     request.log.warn(
@@ -72,6 +72,15 @@ function countWrongKey(wrongKeys: WrongKeyThrottle, request: FastifyRequest) {
   }
   throw tooManyWrongKeys(throttle);
 }
+
+/** The in-process throttle or the shared one (brute-force-redis.ts). */
+export type WrongKeys = {
+  recordWrongKey(
+    address: string | undefined,
+  ):
+    | ReturnType<WrongKeyThrottle["recordWrongKey"]>
+    | Promise<ReturnType<WrongKeyThrottle["recordWrongKey"]>>;
+};
 
 /** The principal a `requireKey` route runs for; a route without the hook is a bug. */
 export function principalOf(request: FastifyRequest): Principal {

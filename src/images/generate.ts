@@ -56,7 +56,7 @@ export interface ImageServiceDeps {
   /** Reserves credit before the provider is called; prices, settles and records at the end. */
   accounting: Accounting;
   /** Whether the key may run this job (its models, its rate limits); throws when not. */
-  admit?(principal: Principal, job: ImageJob): void;
+  admit?(principal: Principal, job: ImageJob): void | Promise<void>;
   /** Re-reads the catalog: a name it does not know may have been added on another instance. */
   refreshCatalog?(): Promise<void>;
   /**
@@ -165,7 +165,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         servingModel: servingOf,
       });
       job = planned;
-      deps.admit?.(principal, planned);
+      await deps.admit?.(principal, planned);
       admitted = true;
       signal.throwIfAborted();
       const route = deps.routes?.routeFor(planned.model.id) ?? defaultRoute(planned.model.id);
