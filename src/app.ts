@@ -123,7 +123,13 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   // others as soon as its heartbeat stops (billing/live-instances.ts).
   const instanceId = randomUUID();
   if (db.kind === "postgres") {
-    const heartbeat = await startHeartbeat({ db, instanceId, clock, log: app.log });
+    const heartbeat = await startHeartbeat({
+      db,
+      instanceId,
+      clock,
+      deadAfterMs: config.instanceDeadAfterMs,
+      log: app.log,
+    });
     app.addHook("onClose", () => heartbeat.stop());
   }
   const prices = await createPriceService(db);

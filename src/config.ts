@@ -38,6 +38,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** Put before every Redis key, so several hubs can share a server. */
   redisKeyPrefix: string;
+  /** A hub on a shared database silent this long is dead: its reservations are released, ms. */
+  instanceDeadAfterMs: number;
   imageUrlTtlSeconds: number;
   /** Largest JSON or multipart request body, in bytes. */
   maxBodyBytes: number;
@@ -124,7 +126,9 @@ export function loadConfig(env: Env = process.env): Config {
     urlSigningSecret,
     blobStore,
     imageUrls,
-    redisUrl: text(env, "REDIS_URL"),
+    redisUrl: redisUrl(env),
+    instanceDeadAfterMs:
+      integer(env, "INSTANCE_DEAD_AFTER_SECONDS", 45, { min: 3, max: 3600 }) * 1000,
     redisKeyPrefix: env.REDIS_KEY_PREFIX?.trim() || "image-hub:",
     imageUrlTtlSeconds: integer(env, "IMAGE_URL_TTL_SECONDS", 3600, { min: 60, max: 7 * 86400 }),
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 64 * 1024 * 1024, { min: 1024 }),
@@ -149,6 +153,28 @@ export function loadConfig(env: Env = process.env): Config {
     aigneRetryGraceMs: integer(env, "AIGNE_RETRY_GRACE_SECONDS", 15, { min: 0, max: 600 }) * 1000,
     logLevel: text(env, "LOG_LEVEL") ?? "info",
   };
+}
+
+function redisUrl(env: Env): string | undefined {
+  const value = text(env, "REDIS_URL");
+  if (value === undefined) return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(value);
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    !parsed ||
+    (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") ||
+    !parsed.hostname
+  ) {
+    // Never echo it: the URL may carry a password.
+    throw new Error(
+      "Setting REDIS_URL must look like redis://[:password@]host[:port][/db] (rediss:// for TLS).",
+    );
+  }
+  return value;
 }
 
 function text(env: Env, name: string): string | undefined {

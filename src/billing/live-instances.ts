@@ -33,8 +33,9 @@ export async function startHeartbeat(
   options: LiveInstanceOptions,
 ): Promise<{ stop(): Promise<void> }> {
   const clock = options.clock ?? Date.now;
-  const beatMs = options.beatMs ?? HEARTBEAT_MS;
   const deadAfterMs = options.deadAfterMs ?? DEAD_AFTER_MS;
+  // Four beats and a half within the time that makes a hub dead: one late beat is not death.
+  const beatMs = options.beatMs ?? Math.max(500, Math.min(HEARTBEAT_MS, deadAfterMs / 4.5));
   const startedAt = clock();
   const { db, instanceId, log } = options;
 

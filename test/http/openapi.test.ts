@@ -177,6 +177,7 @@ describe("the OpenAPI document", () => {
       assert.ok(schema?.properties?.usage?.properties?.total_tokens, `${path}: usage`);
       assert.deepEqual(Object.keys(success?.headers ?? {}).sort(), [
         "Idempotent-Replayed",
+        "X-Image-Hub-Cost",
         "X-Image-Hub-Idempotency",
         "X-Image-Hub-Model",
         "X-Image-Hub-Partial",
