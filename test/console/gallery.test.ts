@@ -4,12 +4,17 @@
  * it), and a picture opens large. Screenshots: gallery-desktop, gallery-phone.
  */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
-import type { Browser, Locator, Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { issueKey } from "../../src/auth/issue.ts";
-import { launchBrowser, newContext, screenshot, signIn } from "../helpers/browser.ts";
+import {
+  axeProblems,
+  launchBrowser,
+  newContext,
+  screenshot,
+  signIn,
+  untilCount,
+} from "../helpers/browser.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
 
 let hub: TestHub;
@@ -37,35 +42,6 @@ after(async () => {
   await browser?.close();
   await hub?.close();
 });
-
-const axeSource = await readFile(
-  createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
-  "utf8",
-);
-
-/** axe-core's WCAG A/AA violations in the page as it is now, named by rule and element. */
-async function axeProblems(page: Page): Promise<string[]> {
-  await page.evaluate(axeSource);
-  const result = (await page.evaluate(
-    `axe.run({ runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } })`,
-  )) as { violations: { id: string; nodes: { target: string[] }[] }[] };
-  return result.violations.map(
-    (violation) =>
-      `${violation.id} at ${violation.nodes.map((node) => node.target.join(" ")).join(", ")}`,
-  );
-}
-
-/** Waits until the locator matches exactly `count` elements. */
-async function untilCount(locator: Locator, count: number, timeout = 10_000): Promise<void> {
-  const end = Date.now() + timeout;
-  let seen = -1;
-  while (Date.now() < end) {
-    seen = await locator.count();
-    if (seen === count) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  assert.fail(`expected ${count} matches, saw ${seen}`);
-}
 
 const pictures = (page: Page) => page.locator(".gl-grid img");
 const altsOf = (page: Page) =>

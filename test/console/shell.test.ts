@@ -5,21 +5,15 @@
  * screen, and an automated accessibility check (axe-core) of every page.
  */
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { issueKey } from "../../src/auth/issue.ts";
-import { launchBrowser, newContext, screenshot, signIn } from "../helpers/browser.ts";
+import { axeProblems, launchBrowser, newContext, screenshot, signIn } from "../helpers/browser.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
 import { callHub } from "../helpers/hub-process.ts";
 
 let hub: TestHub;
 let browser: Browser;
-const axeSource = await readFile(
-  createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
-  "utf8",
-);
 
 before(async () => {
   hub = await startTestHub();
@@ -160,15 +154,3 @@ describe("accessibility", () => {
     assert.deepEqual(problems, []);
   });
 });
-
-/** axe-core run in the page (evaluate is not subject to the page's CSP); its violations, named. */
-async function axeProblems(page: Page): Promise<string[]> {
-  await page.evaluate(axeSource);
-  const result = (await page.evaluate(
-    `axe.run({ runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } })`,
-  )) as { violations: { id: string; nodes: { target: string[] }[] }[] };
-  return result.violations.map(
-    (violation) =>
-      `${violation.id} at ${violation.nodes.map((node) => node.target.join(" ")).join(", ")}`,
-  );
-}

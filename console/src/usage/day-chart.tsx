@@ -1,6 +1,7 @@
 /** Spend (bars, dollars on the left) and images (a line, on the right) per day, and its table. */
 import { usd } from "../components.tsx";
 import { baseOptions, useChart, useChartColors } from "./chart-setup.ts";
+import { FiguresTable } from "./figures-table.tsx";
 import type { DayTotal } from "./types.ts";
 
 export function DayChart({ days }: { days: DayTotal[] }) {
@@ -78,40 +79,11 @@ export function DayChart({ days }: { days: DayTotal[] }) {
           <canvas ref={canvas} role="img" aria-label={summary} />
         </div>
         <div class="usage-figures">
-          <table>
-            <caption class="usage-sr-only">Requests, images and spend per day (UTC)</caption>
-            <thead>
-              <tr>
-                <th scope="col">Date</th>
-                <th scope="col" class="number">
-                  Requests
-                </th>
-                <th scope="col" class="number">
-                  Images
-                </th>
-                <th scope="col" class="number">
-                  Spend
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {active.length === 0 && (
-                <tr>
-                  <td colSpan={4} class="muted">
-                    No requests in this range.
-                  </td>
-                </tr>
-              )}
-              {active.map((day) => (
-                <tr key={day.date}>
-                  <th scope="row">{day.date}</th>
-                  <td class="number">{day.requests}</td>
-                  <td class="number">{day.images}</td>
-                  <td class="number">{usd(day.cost)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <FiguresTable
+            caption="Requests, images and spend per day (UTC)"
+            first="Date"
+            rows={active.map((day) => ({ ...day, key: day.date, label: day.date }))}
+          />
         </div>
       </div>
     </section>

@@ -2,6 +2,7 @@
 import { useState } from "preact/hooks";
 import { usd } from "../components.tsx";
 import { baseOptions, useChart, useChartColors } from "./chart-setup.ts";
+import { FiguresTable } from "./figures-table.tsx";
 import type { ModelTotal } from "./types.ts";
 
 type Metric = "cost" | "images";
@@ -84,40 +85,15 @@ export function ModelChart({ models }: { models: ModelTotal[] }) {
           <canvas ref={canvas} role="img" aria-label={summary} />
         </div>
         <div class="usage-figures usage-figures-all">
-          <table>
-            <caption class="usage-sr-only">Requests, images and spend per model</caption>
-            <thead>
-              <tr>
-                <th scope="col">Model</th>
-                <th scope="col" class="number">
-                  Requests
-                </th>
-                <th scope="col" class="number">
-                  Images
-                </th>
-                <th scope="col" class="number">
-                  Spend
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {sorted.length === 0 && (
-                <tr>
-                  <td colSpan={4} class="muted">
-                    No requests in this range.
-                  </td>
-                </tr>
-              )}
-              {sorted.map((model) => (
-                <tr key={model.model}>
-                  <th scope="row">{breakable(model.model)}</th>
-                  <td class="number">{model.requests}</td>
-                  <td class="number">{model.images}</td>
-                  <td class="number">{usd(model.cost)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <FiguresTable
+            caption="Requests, images and spend per model"
+            first="Model"
+            rows={sorted.map((model) => ({
+              ...model,
+              key: model.model,
+              label: breakable(model.model),
+            }))}
+          />
         </div>
       </div>
     </section>
