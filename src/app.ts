@@ -40,6 +40,7 @@ import { createIdempotencyLedger } from "./http/idempotency.ts";
 import { registerImageRoutes } from "./http/images.ts";
 import { registerModelRoutes } from "./http/models.ts";
 import { registerMultipart } from "./http/multipart.ts";
+import { registerRequestLog } from "./http/request-log.ts";
 import { registerUsageRoutes } from "./http/usage.ts";
 import { createCatalogStore } from "./images/catalog-store.ts";
 import { createImageService } from "./images/generate.ts";
@@ -92,6 +93,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const app = Fastify({
     logger: options.logger ?? loggerOptions(config.logLevel, options.logStream),
     bodyLimit: config.maxBodyBytes,
+    // One line per request instead of Fastify's two: http/request-log.ts.
+    disableRequestLogging: true,
     genReqId: requestIdOf,
     // The peer alone, not `true`: the proxy appends the address it saw to X-Forwarded-For, and
     // the entries before it are whatever the client sent, so only the last one names the client.
@@ -110,6 +113,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   // JSON only (multipart for edits, below): a text/plain body is a 415, not a confusing 400.
   app.removeContentTypeParser("text/plain");
   registerGracefulClose(app);
+  registerRequestLog(app);
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });

@@ -26,6 +26,7 @@ import {
   type PreparedReply,
   type ReplyToSend,
 } from "./idempotency.ts";
+import { noteImageSummary } from "./request-log.ts";
 
 /** Header an application names itself in; AIGNE's client sends its DID there. */
 export const APP_HEADER = "x-aigne-hub-client-did";
@@ -90,7 +91,10 @@ export async function answerImageRequest(
   const generate = async (keepOnDisconnect: boolean) => {
     const signal = abortOnDisconnect(request, reply, keepOnDisconnect);
     const { result, release } = runInByteScope(() =>
-      deps.images.generate(principal, options.body, signal, { app }),
+      deps.images.generate(principal, options.body, signal, {
+        app,
+        summary: (fields) => noteImageSummary(request, reply, fields),
+      }),
     );
     // The bytes count until the reply is written or the client gone, and the work is done.
     const closed = new Promise((resolve) => reply.raw.once("close", resolve));

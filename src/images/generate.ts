@@ -115,6 +115,11 @@ export interface GenerationResult {
 export interface RequestContext {
   /** The calling application, as it named itself (usage records' `app`). */
   app?: string | null;
+  /**
+   * Takes the request's summary for the log (the HTTP layer writes it in the request's one log
+   * line); without it the pipeline logs the summary as a line of its own.
+   */
+  summary?: (fields: Record<string, unknown>) => void;
 }
 
 export interface ImageService {
@@ -297,24 +302,23 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
             deps.log?.error({ err: error, recordId }, "could not write the usage record");
           });
       }
-      // One line per request an operator can follow, matching the reply's X-Image-Hub-Record-Id
-      // and the ledger row (none for a request its key's own limits refused).
-      deps.log?.info?.(
-        {
-          recordId: refusedByLimits ? null : recordId,
-          keyId: principal.keyId,
-          app: record.app,
-          requestedModel: record.requestedModel ?? record.model,
-          model: record.model,
-          n: record.imagesRequested,
-          delivered,
-          status: refusedByLimits ? "refused" : record.status,
-          errorCode: record.errorCode,
-          upstreamMs: upstreamLatencyMs,
-          totalMs: record.latencyMs,
-        },
-        "image request",
-      );
+      // What an operator follows a request by, matching the reply's X-Image-Hub-Record-Id and
+      // the ledger row (none for a request its key's own limits refused).
+      const summary = {
+        recordId: refusedByLimits ? null : recordId,
+        keyId: principal.keyId,
+        app: record.app,
+        requestedModel: record.requestedModel ?? record.model,
+        model: record.model,
+        n: record.imagesRequested,
+        delivered,
+        status: refusedByLimits ? "refused" : record.status,
+        errorCode: record.errorCode,
+        upstreamMs: upstreamLatencyMs,
+        totalMs: record.latencyMs,
+      };
+      if (context.summary) context.summary(summary);
+      else deps.log?.info?.(summary, "image request");
     }
   }
 

@@ -100,5 +100,14 @@ describe("logging", () => {
     assert.equal(line?.status, "succeeded");
     assert.equal(typeof line?.totalMs, "number");
     assert.equal(typeof line?.upstreamMs, "number");
+    // One line per request, the HTTP facts and the pipeline's summary together.
+    const traced = entries.filter((entry) => entry.reqId === "trace-123" && "method" in entry);
+    assert.equal(traced.length, 1, "one request line for the traced request");
+    assert.equal(traced[0]?.statusCode, 200);
+    assert.equal(traced[0]?.method, "POST");
+    assert.equal(typeof traced[0]?.ms, "number");
+    const refused = entries.filter((entry) => entry.statusCode === 401);
+    assert.equal(refused.length, 1, "the 401 has its line too");
+    assert.equal(refused[0]?.msg, "request");
   });
 });
