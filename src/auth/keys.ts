@@ -31,10 +31,16 @@ export function hashSecret(secret: string): string {
   return createHash("sha256").update(secret).digest("hex");
 }
 
-/** Compares two strings in time that does not depend on where they differ. */
-export function constantTimeEqual(a: string, b: string): boolean {
-  // Hash both first so the lengths match and the comparison leaks neither length nor content.
-  const left = createHash("sha256").update(a).digest();
-  const right = createHash("sha256").update(b).digest();
-  return timingSafeEqual(left, right);
+/** SHA-256 of a string, as bytes: compared with timingSafeEqual, lengths always match. */
+export function digestOf(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+/**
+ * Whether two hex SHA-256 hashes are the same, in time that does not depend on where they
+ * differ (both are 64 characters; anything else is simply not the same).
+ */
+export function sameHash(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  return timingSafeEqual(Buffer.from(a, "latin1"), Buffer.from(b, "latin1"));
 }

@@ -4,9 +4,10 @@
  * and the format it asked for. Resizing covers the asked box and crops what little is over, so
  * nothing is stretched when the successor's ratio is a few pixels off.
  */
-import sharp from "sharp";
+
 import { MIME_TYPE_OF_FORMAT, sniffImageType } from "../image-formats.ts";
 import type { ImageMimeType, OutputFormat } from "../providers/types.ts";
+import { loadSharp } from "../sharp.ts";
 
 export interface DeliverySpec {
   size: { width: number; height: number } | undefined;
@@ -21,6 +22,7 @@ export async function deliverAs(
   bytes: Buffer,
   wanted: DeliverySpec,
 ): Promise<{ bytes: Buffer; mimeType: ImageMimeType }> {
+  const sharp = await loadSharp();
   const mimeType = MIME_TYPE_OF_FORMAT[wanted.format];
   if (!wanted.size && sniffImageType(bytes) === mimeType) return { bytes, mimeType };
   let image = sharp(bytes);

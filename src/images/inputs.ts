@@ -8,11 +8,12 @@
  * decode to over a GB); then one full decode, so a truncated or corrupt file is refused here
  * rather than by the provider after the cost was reserved.
  */
-import sharp, { type Metadata } from "sharp";
+import type { Metadata } from "sharp";
 import { HubError, invalidRequest, tooLarge } from "../errors.ts";
 import { FORMAT_OF_MIME_TYPE, looksLikeGif, sniffImageType } from "../image-formats.ts";
 import type { SafeFetcher } from "../net/safe-fetch.ts";
 import type { ImageMimeType, InputImage } from "../providers/types.ts";
+import { loadSharp } from "../sharp.ts";
 
 export interface LoadInputImagesOptions {
   /** Fetches http(s) sources; `createSafeFetcher` from net/safe-fetch. */
@@ -78,6 +79,7 @@ export async function decodeImageBytes(
   bytes: Buffer,
   options: DecodeImageOptions,
 ): Promise<InputImage> {
+  const sharp = await loadSharp();
   const { param, maxPixels } = options;
   const mimeType = imageTypeOf(bytes, param);
   const expected = FORMAT_OF_MIME_TYPE[mimeType];

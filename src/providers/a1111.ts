@@ -26,9 +26,10 @@
  * const a1111 = createA1111Provider({ apiKey: "", baseURL: "http://127.0.0.1:7860", auth: "user:pass" });
  * const { images } = await a1111.generate({ ...call, model: "default", size: "768x512" });
  */
-import sharp from "sharp";
+
 import { HubError, invalidRequest, upstreamFailed } from "../errors.ts";
 import type { ExtraOption } from "../images/extra-options.ts";
+import { loadSharp } from "../sharp.ts";
 import { ignoredHints } from "./ignored-hints.ts";
 import type {
   HttpProviderOptions,
@@ -239,6 +240,7 @@ async function img2imgBody(
  * inverted, as a greyscale PNG. An opaque mask becomes all black: nothing to edit, as in OpenAI.
  */
 async function webuiMaskOf(mask: Buffer): Promise<Buffer> {
+  const sharp = await loadSharp();
   return sharp(mask)
     .ensureAlpha()
     .extractChannel("alpha")

@@ -7,8 +7,8 @@
  * plain sight: a client can see its input made it through the hub.
  */
 import { createHash } from "node:crypto";
-import sharp from "sharp";
 import { MIME_TYPE_OF_FORMAT } from "../image-formats.ts";
+import { loadSharp } from "../sharp.ts";
 import type { ImageProvider, OutputFormat, ProviderCall, ProviderResult } from "./types.ts";
 
 export function createLocalProvider(): ImageProvider {
@@ -46,6 +46,7 @@ interface Canvas {
 }
 
 async function drawPlaceholder(call: ProviderCall, canvas: Canvas): Promise<Buffer> {
+  const sharp = await loadSharp();
   const { width, height, index, format } = canvas;
   const digest = createHash("sha256").update(`${call.prompt}\u0000${index}`).digest();
   const hue = digest.readUInt16BE(0) % 360;

@@ -3,7 +3,6 @@
  * DATABASE_URL names one.
  */
 import path from "node:path";
-import { openPostgresDatabase } from "./postgres.ts";
 import { openSqliteDatabase } from "./sqlite.ts";
 import type { Database } from "./types.ts";
 
@@ -24,7 +23,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   if (databaseUrl === undefined) {
     return openSqliteDatabase(path.join(dataDir, "image-hub.sqlite"));
   }
-  if (/^postgres(ql)?:\/\//i.test(databaseUrl)) return openPostgresDatabase(databaseUrl);
+  if (/^postgres(ql)?:\/\//i.test(databaseUrl)) {
+    // Loaded only for PostgreSQL: a hub on SQLite never loads pg.
+    const { openPostgresDatabase } = await import("./postgres.ts");
+    return openPostgresDatabase(databaseUrl);
+  }
   // Name only the scheme: the rest of the URL may hold a password.
   const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(databaseUrl)?.[0] ?? "no scheme";
   throw new Error(
