@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyServerOptions,
+  LogController,
 } from "fastify";
 import pino from "pino";
 import { createAdmission } from "./auth/admission.ts";
@@ -94,7 +95,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     logger: options.logger ?? loggerOptions(config.logLevel, options.logStream),
     bodyLimit: config.maxBodyBytes,
     // One line per request instead of Fastify's two: http/request-log.ts.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: requestIdOf,
     // The peer alone, not `true`: the proxy appends the address it saw to X-Forwarded-For, and
     // the entries before it are whatever the client sent, so only the last one names the client.
