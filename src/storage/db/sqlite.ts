@@ -8,6 +8,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { groupCommit } from "./group-commit.ts";
 import { MIGRATIONS } from "./migrations.ts";
 import {
   catalogModelFromRow,
@@ -182,6 +183,16 @@ export function openSqliteDatabase(file: string): Database {
     statements.insertUsage.run(...usageValues(record));
   };
 
+  // Usage rows of requests that reserved nothing (most: keys without a balance), one commit
+  // per turn of the event loop for all of them (group-commit.ts).
+  const recordUsageRows = groupCommit<UsageRecord>(
+    (records) =>
+      transaction(() => {
+        for (const record of records) insertUsage(record);
+      }),
+    insertUsage,
+  );
+
   /** Gives reservations back and writes their lost requests' rows; inside a transaction. */
   const release = (rows: Record<string, unknown>[], now: number): number => {
     for (const row of rows) {
@@ -302,9 +313,7 @@ export function openSqliteDatabase(file: string): Database {
       });
     },
 
-    async recordUsage(record) {
-      insertUsage(record);
-    },
+    recordUsage: (record) => recordUsageRows(record),
     async listUsage(filter) {
       const { where, values } = usageWhere(filter);
       return db
