@@ -183,14 +183,15 @@ export function openSqliteDatabase(file: string): Database {
     statements.insertUsage.run(...usageValues(record));
   };
 
-  // Usage rows of requests that reserved nothing (most: keys without a balance), one commit
-  // per turn of the event loop for all of them (group-commit.ts).
-  const recordUsageRows = groupCommit<UsageRecord>(
-    (records) =>
+  // The rows every request writes at its end (its usage row when it reserved nothing, as keys
+  // without a balance do; its hosted images for the gallery), one commit per turn of the event
+  // loop for all of them (group-commit.ts).
+  const writeRows = groupCommit<() => void>(
+    (writes) =>
       transaction(() => {
-        for (const record of records) insertUsage(record);
+        for (const write of writes) write();
       }),
-    insertUsage,
+    (write) => transaction(write),
   );
 
   /** Gives reservations back and writes their lost requests' rows; inside a transaction. */
@@ -313,7 +314,7 @@ export function openSqliteDatabase(file: string): Database {
       });
     },
 
-    recordUsage: (record) => recordUsageRows(record),
+    recordUsage: (record) => writeRows(() => insertUsage(record)),
     async listUsage(filter) {
       const { where, values } = usageWhere(filter);
       return db
@@ -402,11 +403,10 @@ export function openSqliteDatabase(file: string): Database {
       return statements.selectCatalogModels.all().map(catalogModelFromRow);
     },
 
-    async addHostedImages(images) {
-      transaction(() => {
+    addHostedImages: (images) =>
+      writeRows(() => {
         for (const image of images) statements.insertHostedImage.run(...hostedImageValues(image));
-      });
-    },
+      }),
     async listHostedImages(filter) {
       const { where, values } = hostedImageWhere(filter);
       return db
