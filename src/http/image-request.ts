@@ -241,8 +241,16 @@ export function jsonReply(
   };
 }
 
+/** Pieces up to this size are sent as one buffer; a copy costs less than a stream for them. */
+const JOIN_PIECES_BELOW_BYTES = 64 * 1024;
+
 function send(reply: FastifyReply, toSend: ReplyToSend): FastifyReply {
-  const body = Array.isArray(toSend.body) ? Readable.from(toSend.body) : toSend.body;
+  const body = !Array.isArray(toSend.body)
+    ? toSend.body
+    : toSend.length < JOIN_PIECES_BELOW_BYTES
+      ? Buffer.concat(toSend.body, toSend.length)
+      : // Megabytes of base64 are written as the slices they are, never joined into a copy.
+        Readable.from(toSend.body);
   return reply
     .code(toSend.status)
     .headers(toSend.headers)
