@@ -1,7 +1,8 @@
 /**
- * The three things a benchmark drives, each its own child process so that the load generator,
- * the upstream, the hub and the peer gateway never share an event loop: the loopback upstream
- * (bench/upstream.ts), image-hub (src/main.ts) and the Portkey gateway (headless).
+ * The things a benchmark drives, each its own child process so that the load generator, the
+ * upstream and the gateways never share an event loop: the loopback upstream (bench/upstream.ts),
+ * the floor proxies (bench/floor.ts, one process per mode), image-hub (src/main.ts) and the
+ * Portkey gateway (headless).
  *
  * Every child started here is tracked; `stopAll` ends them gracefully and `killAllNow` is the
  * synchronous last resort for `process.on("exit")`.
@@ -9,12 +10,11 @@
  * @example
  * const upstream = await startUpstream({ logFile });
  * const hub = await startHub({ upstream, logFile });
- * const memory = sampleMemory(hub.pid); // … load …
- * const { peakBytes } = memory.stop();
+ * const floor = await startFloor({ upstream, mode: "buffered", logFile });
  * await stopAll();
  */
 import type { ChildProcess } from "node:child_process";
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -118,6 +118,22 @@ function tail(file: string, lines = 20): string {
   }
 }
 
+/** The first line the child prints on stdout: where it listens, once it does. */
+function firstLine(entry: Running): Promise<string> {
+  const stdout = entry.process.stdout;
+  if (stdout === null) throw new Error(`${entry.name} has no stdout`);
+  return new Promise<string>((resolve) => {
+    let buffered = "";
+    stdout.setEncoding("utf8");
+    stdout.on("data", (chunk: string) => {
+      if (buffered.includes("\n")) return; // keep draining; the first line is all we read
+      buffered += chunk;
+      const end = buffered.indexOf("\n");
+      if (end !== -1) resolve(buffered.slice(0, end));
+    });
+  });
+}
+
 /** A port free right now (the child binds it a moment later; fine on loopback). */
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -165,22 +181,25 @@ export async function startUpstream(options: { logFile: string }): Promise<Upstr
     [path.join(REPO_ROOT, "bench/upstream.ts"), "--port", "0", "--key", apiKey],
     { env: baseEnv(), logFile: options.logFile, pipeStdout: true },
   );
-  const stdout = entry.process.stdout;
-  if (stdout === null) throw new Error("upstream has no stdout");
-  const firstLine = new Promise<string>((resolve) => {
-    let buffered = "";
-    stdout.setEncoding("utf8");
-    stdout.on("data", (chunk: string) => {
-      if (buffered.includes("\n")) return; // keep draining; the first line is all we read
-      buffered += chunk;
-      const end = buffered.indexOf("\n");
-      if (end !== -1) resolve(buffered.slice(0, end));
-    });
-  });
-  const line = await untilReady(entry, options.logFile, firstLine);
+  const line = await untilReady(entry, options.logFile, firstLine(entry));
   const { port, imageBytes } = JSON.parse(line) as UpstreamTarget;
   const pid = entry.process.pid ?? 0;
   return { name: "upstream", pid, port, origin: `http://127.0.0.1:${port}`, apiKey, imageBytes };
+}
+
+/**
+ * The V8 and Node flags `npm start` gives the hub (package.json), so that the bench measures the
+ * hub as it is deployed; `--env-file…` is left out (the bench sets the environment itself). The
+ * floors keep Node's defaults: they are what plain Node reaches.
+ */
+export function nodeFlagsOfStart(): string[] {
+  const manifest = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+    scripts?: Record<string, string>;
+  };
+  const words = (manifest.scripts?.start ?? "").split(/\s+/);
+  const script = words.findIndex((word) => word.endsWith(".ts"));
+  if (words[0] !== "node" || script === -1) return [];
+  return words.slice(1, script).filter((word) => !word.startsWith("--env-file"));
 }
 
 export async function startHub(options: {
@@ -191,7 +210,8 @@ export async function startHub(options: {
   const dataDir = mkdtempSync(path.join(tmpdir(), "image-hub-bench-"));
   const adminKey = `sk-bench-admin-${randomBytes(16).toString("hex")}`;
   const origin = `http://127.0.0.1:${port}`;
-  const entry = launch("image-hub", [path.join(REPO_ROOT, "src/main.ts")], {
+  const args = [...nodeFlagsOfStart(), path.join(REPO_ROOT, "src/main.ts")];
+  const entry = launch("image-hub", args, {
     env: {
       ...baseEnv(),
       PORT: String(port),
@@ -200,6 +220,9 @@ export async function startHub(options: {
       ADMIN_KEY: adminKey,
       OPENAI_API_KEY: options.upstream.apiKey,
       OPENAI_BASE_URL: `${options.upstream.origin}/v1`,
+      // The upstream's image URLs (scenario S1) are on loopback, which the guarded fetch refuses
+      // unless told otherwise.
+      IMAGE_FETCH_ALLOW_CIDRS: "127.0.0.1/32",
       LOG_LEVEL: "warn",
     },
     logFile: options.logFile,
@@ -219,6 +242,30 @@ export async function startHub(options: {
   }
   const pid = entry.process.pid ?? 0;
   return { name: "image-hub", pid, port, origin, clientKey: created.key, dataDir };
+}
+
+export type FloorMode = "stream" | "buffered" | "buffered-row";
+
+export async function startFloor(options: {
+  upstream: UpstreamTarget;
+  mode: FloorMode;
+  name: string;
+  logFile: string;
+}): Promise<Child> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "image-hub-bench-floor-"));
+  const args = [path.join(REPO_ROOT, "bench/floor.ts"), "--mode", options.mode];
+  args.push("--upstream", options.upstream.origin, "--key", options.upstream.apiKey);
+  args.push("--db", path.join(dataDir, "usage.db"));
+  const entry = launch(options.name, args, {
+    env: baseEnv(),
+    logFile: options.logFile,
+    pipeStdout: true,
+    cleanup: () => rmSync(dataDir, { recursive: true, force: true }),
+  });
+  const line = await untilReady(entry, options.logFile, firstLine(entry));
+  const { port } = JSON.parse(line) as { port: number };
+  const origin = `http://127.0.0.1:${port}`;
+  return { name: options.name, pid: entry.process.pid ?? 0, port, origin };
 }
 
 export async function startPortkey(options: { logFile: string }): Promise<Child> {
@@ -253,76 +300,4 @@ export function killAllNow(): void {
     entry.process.kill("SIGKILL");
     entry.cleanup();
   }
-}
-
-export interface Memory {
-  /** Resident set size now (VmRSS), in bytes. */
-  rssBytes: number;
-  /** The process's high-water mark of resident memory since it started (VmHWM), in bytes. */
-  hwmBytes: number;
-}
-
-/** VmRSS and VmHWM of a Linux process; undefined where /proc is not there. */
-export function readMemory(pid: number): Memory | undefined {
-  let status: string;
-  try {
-    status = readFileSync(`/proc/${pid}/status`, "utf8");
-  } catch {
-    return undefined;
-  }
-  const kilobytes = (field: string) => {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
-    return match ? Number(match[1]) * 1024 : 0;
-  };
-  return { rssBytes: kilobytes("VmRSS"), hwmBytes: kilobytes("VmHWM") };
-}
-
-export interface MemorySampler {
-  stop(): { startBytes: number; peakBytes: number; samples: number };
-}
-
-/**
- * Samples VmRSS every `intervalMs` and keeps the highest. VmHWM alone cannot give a peak per
- * scenario: it is the high-water mark over the whole life of the process.
- */
-export function sampleMemory(pid: number, intervalMs = 100): MemorySampler {
-  const startBytes = readMemory(pid)?.rssBytes ?? 0;
-  let peakBytes = startBytes;
-  let samples = 1;
-  const timer = setInterval(() => {
-    const memory = readMemory(pid);
-    if (memory === undefined) return;
-    samples++;
-    if (memory.rssBytes > peakBytes) peakBytes = memory.rssBytes;
-  }, intervalMs);
-  return {
-    stop() {
-      clearInterval(timer);
-      const last = readMemory(pid)?.rssBytes ?? 0;
-      return { startBytes, peakBytes: Math.max(peakBytes, last), samples: samples + 1 };
-    },
-  };
-}
-
-let clockTicks: number | undefined;
-
-/** CPU time (user + system) a Linux process has used so far, in milliseconds. */
-export function readCpuMs(pid: number): number | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return undefined;
-  }
-  // The command name in parentheses may hold spaces; the fields after it are fixed.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-    } catch {
-      clockTicks = 100;
-    }
-  }
-  // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
 }

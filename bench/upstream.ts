@@ -8,6 +8,11 @@
  * (1024x1024, about 1.5 MB, like a real generation) for anything bigger. Each reply body is built
  * once per shape and then sent as a Buffer with its Content-Length; nothing is logged per request.
  *
+ * A request whose `user` is URL_REPLY_USER is answered the way DALL·E answers by default, with
+ * `data[].url`: a fresh URL per image on this server (`GET /files/…`, the same PNG bytes). The hub
+ * always asks for `b64_json`, but it passes `user` through, so this is how a scenario makes the
+ * hub re-host an upstream's URL.
+ *
  * @example
  * // As a child process: prints {"port":…} on stdout once it listens.
  * // node bench/upstream.ts --port 0 --key sk-bench-upstream
@@ -22,6 +27,9 @@ import sharp from "sharp";
 
 /** What `GET /v1/models` lists: the models the scenarios use. */
 const LISTED_MODELS = ["dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-2"];
+
+/** The `user` of a request that should be answered with image URLs instead of base64. */
+export const URL_REPLY_USER = "bench-reply-with-url";
 
 export interface UpstreamOptions {
   port: number;
@@ -89,36 +97,49 @@ export async function startUpstream(options: UpstreamOptions): Promise<Upstream>
   const base64 = { tiny: tiny.toString("base64"), large: large.toString("base64") };
   const created = Math.floor(Date.now() / 1000);
   const replies = new Map<string, Buffer>();
+  let origin = ""; // known once it listens, before the first request
+
+  /** The reply around `data` (a JSON array's text), shaped like OpenAI's for the model. */
+  function envelope(shape: Shape, data: string): Buffer {
+    if (!shape.gptImage) return Buffer.from(`{"created":${created},"data":${data}}`);
+    const outputTokens = (OUTPUT_TOKENS[shape.quality] ?? 1056) * shape.n;
+    const inputTokens = shape.inputTokens + shape.inputImageTokens;
+    const usage = {
+      input_tokens: inputTokens,
+      input_tokens_details: {
+        image_tokens: shape.inputImageTokens,
+        text_tokens: shape.inputTokens,
+      },
+      output_tokens: outputTokens,
+      total_tokens: inputTokens + outputTokens,
+    };
+    const size = shape.size === "auto" ? "1024x1024" : shape.size;
+    return Buffer.from(
+      `{"created":${created},"background":"opaque","data":${data},"output_format":"png",` +
+        `"quality":"${shape.quality}","size":"${size}","usage":${JSON.stringify(usage)}}`,
+    );
+  }
 
   function replyFor(shape: Shape): Buffer {
     const key = JSON.stringify(shape);
     let body = replies.get(key);
     if (body === undefined) {
       const item = `{"b64_json":"${shape.large ? base64.large : base64.tiny}"}`;
-      const data = `[${Array.from({ length: shape.n }, () => item).join(",")}]`;
-      if (!shape.gptImage) {
-        body = Buffer.from(`{"created":${created},"data":${data}}`);
-      } else {
-        const outputTokens = (OUTPUT_TOKENS[shape.quality] ?? 1056) * shape.n;
-        const inputTokens = shape.inputTokens + shape.inputImageTokens;
-        const usage = {
-          input_tokens: inputTokens,
-          input_tokens_details: {
-            image_tokens: shape.inputImageTokens,
-            text_tokens: shape.inputTokens,
-          },
-          output_tokens: outputTokens,
-          total_tokens: inputTokens + outputTokens,
-        };
-        const size = shape.size === "auto" ? "1024x1024" : shape.size;
-        body = Buffer.from(
-          `{"created":${created},"background":"opaque","data":${data},"output_format":"png",` +
-            `"quality":"${shape.quality}","size":"${size}","usage":${JSON.stringify(usage)}}`,
-        );
-      }
+      body = envelope(shape, `[${Array.from({ length: shape.n }, () => item).join(",")}]`);
       replies.set(key, body);
     }
     return body;
+  }
+
+  /** Each URL is new, like the signed blob URLs OpenAI answers with, so none can be cached. */
+  let served = 0;
+  function urlReplyFor(shape: Shape): Buffer {
+    const kind = shape.large ? "large" : "tiny";
+    const items = Array.from(
+      { length: shape.n },
+      () => `{"url":"${origin}/files/${kind}-${++served}.png"}`,
+    );
+    return envelope(shape, `[${items.join(",")}]`);
   }
 
   const server = createServer((request, response) => {
@@ -149,6 +170,12 @@ export async function startUpstream(options: UpstreamOptions): Promise<Upstream>
       }));
       response.writeHead(200, { "content-type": "application/json" });
       response.end(JSON.stringify({ object: "list", data }));
+      return;
+    }
+    if (request.method === "GET" && path?.startsWith("/files/")) {
+      const image = path.startsWith("/files/large-") ? large : tiny;
+      response.writeHead(200, { "content-type": "image/png", "content-length": image.byteLength });
+      response.end(image);
       return;
     }
     const endpoint =
@@ -203,7 +230,7 @@ export async function startUpstream(options: UpstreamOptions): Promise<Upstream>
       typeof fields.quality === "string" && fields.quality in OUTPUT_TOKENS
         ? fields.quality
         : "medium";
-    const reply = replyFor({
+    const shape = {
       gptImage,
       large: pixels > TINY_MAX_PIXELS,
       size,
@@ -211,7 +238,8 @@ export async function startUpstream(options: UpstreamOptions): Promise<Upstream>
       quality: gptImage ? quality : "",
       inputTokens: gptImage ? Math.ceil(prompt.length / 4) : 0,
       inputImageTokens: gptImage ? inputImages * TOKENS_PER_INPUT_IMAGE : 0,
-    });
+    };
+    const reply = fields.user === URL_REPLY_USER ? urlReplyFor(shape) : replyFor(shape);
     response.writeHead(200, {
       "content-type": "application/json",
       "content-length": reply.byteLength,
@@ -225,6 +253,7 @@ export async function startUpstream(options: UpstreamOptions): Promise<Upstream>
     server.listen(options.port, "127.0.0.1", () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  origin = `http://127.0.0.1:${port}`;
   return {
     port,
     imageBytes: { tiny: tiny.byteLength, large: large.byteLength },
