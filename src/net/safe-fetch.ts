@@ -21,7 +21,7 @@
 import type { LookupAddress, LookupOptions } from "node:dns";
 import dns from "node:dns";
 import net from "node:net";
-import { Agent, fetch } from "undici";
+import { Agent, type Dispatcher, request } from "undici";
 import { HubError, invalidRequest, tooLarge } from "../errors.ts";
 import { type AddressPolicy, createAddressPolicy } from "./address-policy.ts";
 import { type Deadline, startDeadline } from "./deadline.ts";
@@ -156,20 +156,24 @@ async function fetchGuarded(url: string, plan: FetchPlan): Promise<FetchedResour
   const { signal } = deadline;
   try {
     for (let redirects = 0; ; redirects++) {
-      const response = await fetch(current, {
+      // undici's own request(), not fetch(): the same agent and lookup, without the WHATWG
+      // Response and web-stream layers around the body (a fifth of a small re-hosted reply's
+      // cost on the way in).
+      const response = await request(current, {
         dispatcher: plan.agent,
-        redirect: "manual",
+        method: "GET",
         signal,
         headers: {
           "user-agent": USER_AGENT,
           accept: "image/png, image/jpeg, image/webp, image/*;q=0.8",
         },
       });
-      if (REDIRECT_STATUSES.has(response.status)) {
-        await response.body?.cancel();
-        const location = response.headers.get("location");
-        if (location === null) {
-          throw fetchFailed(`The image URL answered ${response.status} without a Location.`, plan);
+      const { statusCode } = response;
+      if (REDIRECT_STATUSES.has(statusCode)) {
+        await discard(response.body);
+        const location = headerOf(response.headers, "location");
+        if (location === undefined) {
+          throw fetchFailed(`The image URL answered ${statusCode} without a Location.`, plan);
         }
         if (redirects >= plan.maxRedirects) {
           throw fetchFailed(`The image URL redirected more than ${plan.maxRedirects} times.`, plan);
@@ -177,17 +181,14 @@ async function fetchGuarded(url: string, plan: FetchPlan): Promise<FetchedResour
         current = checkUrl(resolveLocation(location, current, plan), plan, true);
         continue;
       }
-      if (!response.ok) {
-        await response.body?.cancel();
-        throw fetchFailed(
-          `Fetching the image URL failed: the host answered ${response.status}.`,
-          plan,
-        );
+      if (statusCode < 200 || statusCode > 299) {
+        await discard(response.body);
+        throw fetchFailed(`Fetching the image URL failed: the host answered ${statusCode}.`, plan);
       }
       const bytes = await readCapped(response, plan);
       return {
         bytes,
-        contentType: response.headers.get("content-type") ?? undefined,
+        contentType: headerOf(response.headers, "content-type"),
         finalUrl: current.href,
       };
     }
@@ -242,28 +243,44 @@ function resolveLocation(location: string, base: URL, plan: FetchPlan): string {
   }
 }
 
+/**
+ * Drops a body the hub will not read: a little of it is read so the connection can serve the
+ * next request, the rest is cut (undici's dump); a broken connection is no error here.
+ */
+async function discard(body: Dispatcher.ResponseData["body"]): Promise<void> {
+  await body.dump({ limit: 64 * 1024 }).catch(() => {});
+}
+
+/** A response header's single value (a repeated one counts as its first). */
+function headerOf(
+  headers: Record<string, string | string[] | undefined>,
+  name: string,
+): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
 /** Reads the body, refusing it past the cap: first by Content-Length, then by counting. */
-async function readCapped(response: Response, plan: FetchPlan): Promise<Buffer> {
-  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+async function readCapped(response: Dispatcher.ResponseData, plan: FetchPlan): Promise<Buffer> {
+  const declared = Number(headerOf(response.headers, "content-length") ?? Number.NaN);
   if (Number.isFinite(declared) && declared > plan.maxBytes) {
-    await response.body?.cancel();
+    await discard(response.body);
     throw imageTooLarge(plan);
   }
-  if (response.body === null) return Buffer.alloc(0);
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
+  const chunks: Buffer[] = [];
   let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
+  let tooLarge = false;
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    total += chunk.byteLength;
     if (total > plan.maxBytes) {
-      await reader.cancel();
-      throw imageTooLarge(plan);
+      // Leaving the loop ends the stream and its connection: the rest is never read.
+      tooLarge = true;
+      break;
     }
-    chunks.push(value);
+    chunks.push(chunk);
   }
-  return Buffer.concat(chunks, total);
+  if (tooLarge) throw imageTooLarge(plan);
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total);
 }
 
 /** Turns whatever a fetch threw into the HubError a client may see. */
