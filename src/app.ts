@@ -150,7 +150,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     (await fetcher.fetch(url, { param: "upstream_url", signal })).bytes;
   // Rate limits, wrong-key throttles and credential health: in Redis when several instances
   // share them (REDIS_URL), in this process otherwise.
-  const counters = await createSharedCounters(config, { clock, log: app.log });
+  const counters = await createSharedCounters(config, { clock, instanceId, log: app.log });
   app.addHook("onClose", () => counters.close());
   const registry = createProviderRegistry({
     health: counters.health,
@@ -291,7 +291,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   );
   registerHealthRoutes(app, { catalog });
   await registerApiReference(app, { catalog });
-  const idempotency = createIdempotencyLedger({ blobs: store, clock, log: app.log });
+  const idempotency = createIdempotencyLedger({
+    blobs: store,
+    clock,
+    log: app.log,
+    shared: counters.idempotency,
+  });
   app.addHook("onClose", () => idempotency.close());
   const imageRequests = {
     images,

@@ -10,13 +10,16 @@
  * (nothing was charged for the failure).
  *
  * Kept answers live in the blob store (the bytes can be megabytes of base64) and their index in
- * this process: a retry that reaches another instance of the hub is not matched. Several
- * instances behind a balancer without affinity need the shared index that issue 16 brings.
+ * this process; with `shared` (Redis, idempotency-shared.ts) also in an index every instance
+ * reads, so a retry that reaches another instance is matched too: it waits for the first while
+ * that runs elsewhere, and gets its kept answer after (from the blob store the instances share).
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { HubError } from "../errors.ts";
 import type { BlobStore } from "../storage/blobs/types.ts";
+import type { SharedIdempotencyIndex } from "./idempotency-shared.ts";
 
 /** An answer as the route sends it: a status, headers and the body as pieces in order. */
 export interface PreparedReply {
@@ -72,10 +75,17 @@ type Entry = Running | Answered | Kept;
 
 const SWEEP_EVERY_MS = 30_000;
 
+/** How often a retry waiting for its first try on another instance looks again. */
+const SHARED_POLL_MS = 200;
+
 export function createIdempotencyLedger(options: {
   blobs: BlobStore;
   clock?: () => number;
   log?: { error(object: object, message: string): void };
+  /** The index shared by every instance; none: this instance's alone. */
+  shared?: SharedIdempotencyIndex;
+  /** How long a retry waits for its first try running on another instance, ms. */
+  sharedWaitMs?: number;
 }): IdempotencyLedger {
   const clock = options.clock ?? Date.now;
   const entries = new Map<string, Entry>();
@@ -120,10 +130,59 @@ export function createIdempotencyLedger(options: {
     }
     if (entries.get(scope) !== entry) {
       track(options.blobs.delete(blobKey).catch(() => {}));
+      await options.shared?.release(scope);
       return;
     }
     const { status, headers } = reply;
     entries.set(scope, { state: "kept", fingerprint, status, headers, blobKey, expiresAt });
+    await options.shared?.keep(scope, { fingerprint, status, headers, blobKey }, expiresAt);
+  }
+
+  /**
+   * What the shared index says of a scope this instance does not know: free (run it here), or
+   * another instance's request, running (wait for it) or answered (replay its kept answer).
+   */
+  async function fromShared(
+    shared: SharedIdempotencyIndex,
+    scope: string,
+    fingerprint: string,
+  ): Promise<{ reply: ReplyToSend; outcome: IdempotentOutcome } | undefined> {
+    const waitUntil = clock() + (options.sharedWaitMs ?? 10 * 60_000);
+    for (;;) {
+      const claim = await shared.claim(scope, fingerprint);
+      if (claim.state === "claimed") return undefined;
+      if (claim.fingerprint !== fingerprint) throw idempotencyKeyReused();
+      if (claim.state === "kept") {
+        const blob = await options.blobs.open(claim.blobKey);
+        if (blob) {
+          const { status, headers } = claim;
+          return {
+            reply: { status, headers, body: blob.stream, length: blob.size },
+            outcome: "replayed",
+          };
+        }
+        // Swept or lost: run again rather than fail the retry.
+        await shared.release(scope);
+        continue;
+      }
+      // Running on another instance: wait until it has answered or given up (then try again).
+      for (;;) {
+        if (clock() > waitUntil) return undefined;
+        await sleep(SHARED_POLL_MS);
+        const now = await shared.look(scope);
+        if (now?.state === "kept") {
+          const blob = await options.blobs.open(now.blobKey);
+          if (blob) {
+            const { status, headers } = now;
+            return {
+              reply: { status, headers, body: blob.stream, length: blob.size },
+              outcome: "joined",
+            };
+          }
+        }
+        if (now?.state !== "running") break;
+      }
+    }
   }
 
   /** The entry for `scope`, unless it has expired (then it is forgotten). */
@@ -158,6 +217,15 @@ export function createIdempotencyLedger(options: {
         // Swept or lost: run again rather than fail the retry.
         if (entries.get(scope) === entry) entries.delete(scope);
       }
+      if (options.shared) {
+        const elsewhere = await fromShared(options.shared, scope, fingerprint);
+        if (elsewhere) return elsewhere;
+        // Claimed for this instance meanwhile by a retry that arrived here too: join it.
+        const mine = live(scope);
+        if (mine?.state === "running" && mine.fingerprint === fingerprint) {
+          return { reply: fromPieces(await mine.answer), outcome: "joined" };
+        }
+      }
       const running: Running = { state: "running", fingerprint, answer: work() };
       entries.set(scope, running);
       let reply: PreparedReply;
@@ -165,6 +233,7 @@ export function createIdempotencyLedger(options: {
         reply = await running.answer;
       } catch (error) {
         if (entries.get(scope) === running) entries.delete(scope);
+        await options.shared?.release(scope);
         throw error;
       }
       if (entries.get(scope) === running) {
@@ -180,6 +249,7 @@ export function createIdempotencyLedger(options: {
           track(keep(scope, answered));
         } else {
           entries.delete(scope);
+          await options.shared?.release(scope);
         }
       }
       return { reply: fromPieces(reply), outcome: "first" };

@@ -203,6 +203,37 @@ describe("three hubs behind one address", { skip }, () => {
     assert.equal(made.headers.get("x-image-hub-model"), "house-placeholder");
   });
 
+  it("treat a retry on another hub as a retry: same images, charged once", async () => {
+    const created = await call(next(), "POST", "/api/admin/keys", {
+      body: { name: "retrying", balance: 5 },
+    });
+    const key = created.body.key as string;
+    const send = (hub: HubProcess) =>
+      fetch(`${hub.url}/api/images/generations`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${key}`,
+          "content-type": "application/json",
+          "idempotency-key": "retry-across-hubs-1",
+        },
+        body: JSON.stringify({ model: "gpt-image-2", prompt: "once", size: "1024x1024" }),
+      });
+    const first = await send(hubs[0] as HubProcess);
+    assert.equal(first.status, 200);
+    const firstBody = await first.text();
+    // The answer is kept a moment after the reply; a retry that comes that soon waits for it.
+    const retry = await send(hubs[1] as HubProcess);
+    assert.equal(retry.status, 200);
+    assert.match(retry.headers.get("x-image-hub-idempotency") ?? "", /replayed|joined/);
+    assert.equal(await retry.text(), firstBody, "the same images");
+    assert.equal(
+      retry.headers.get("x-image-hub-record-id"),
+      first.headers.get("x-image-hub-record-id"),
+    );
+    const rows = await sql("SELECT id FROM usage_records WHERE key_id = $1", [created.body.id]);
+    assert.equal(rows.length, 1, "one request ran, one was charged");
+  });
+
   it("keep the ledger balanced when one is killed under load", async () => {
     const created = await call(next(), "POST", "/api/admin/keys", {
       body: { name: "paying", balance: 10 },
