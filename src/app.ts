@@ -3,7 +3,6 @@
  * it; tests build it the same way and `inject` into it or listen on a loopback port.
  */
 import { createHash, randomUUID } from "node:crypto";
-import path from "node:path";
 import swagger from "@fastify/swagger";
 import Fastify, {
   type FastifyInstance,
@@ -15,6 +14,10 @@ import pino from "pino";
 import { createAdmission } from "./auth/admission.ts";
 import { createLastUsedTracker } from "./auth/last-used.ts";
 import { createAuthenticator } from "./auth/principal.ts";
+import {
+  ABANDONED_RESERVATION_MS,
+  releaseAbandonedReservations,
+} from "./billing/abandoned-reservations.ts";
 import { createAccounting } from "./billing/accounting.ts";
 import { startHeartbeat } from "./billing/live-instances.ts";
 import { createPriceService } from "./billing/price-service.ts";
@@ -61,8 +64,7 @@ import { createSafeFetcher } from "./net/safe-fetch.ts";
 import { checkComfyWorkflow } from "./providers/comfyui.ts";
 import { DEFAULT_UPSTREAM_TIMEOUT_MS } from "./providers/upstream.ts";
 import { createSharedCounters } from "./shared-counters.ts";
-import { createDiskBlobStore } from "./storage/blobs/disk.ts";
-import type { BlobStore } from "./storage/blobs/types.ts";
+import { openBlobStore } from "./storage/blobs/open.ts";
 import { openDatabase } from "./storage/db/open.ts";
 import type { Database } from "./storage/db/types.ts";
 
@@ -83,11 +85,6 @@ export interface App {
 const SWEEP_INTERVAL_MS = 5 * 60 * 1000;
 /** A provider's model list read at start may hold the start up this long, no longer. */
 const MODEL_LIST_TIMEOUT_MS = 5_000;
-/** Longer than any request can take (upstream timeouts are minutes), so never a live one. */
-const ABANDONED_RESERVATION_MS = 60 * 60 * 1000;
-/** How long a start keeps looking for hubs that only seemed live: 40 × 250 ms = 10 s. */
-const LOOK_AGAIN_TRIES = 40;
-const LOOK_AGAIN_MS = 250;
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
   const clock = options.clock ?? Date.now;
@@ -346,53 +343,6 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 }
 
 /**
- * The blob store the settings name: DATA_DIR/images, or an S3 bucket (loaded only then: a hub
- * on local disk never loads the AWS SDK). An S3 store checks the bucket and the credentials
- * before the hub serves, and stops the start with a message naming BLOB_STORE_URL if it cannot.
- */
-async function openBlobStore(
-  config: Config,
-  clock: () => number,
-): Promise<{
-  store: BlobStore;
-  presignedUrl?: (name: string, expiresAt: number) => Promise<string>;
-}> {
-  if (config.blobStore.kind === "disk") {
-    return { store: await createDiskBlobStore({ directory: path.join(config.dataDir, "images") }) };
-  }
-  const { createS3BlobStore } = await import("./storage/blobs/s3.ts");
-  const { bucket, prefix, forcePathStyle } = config.blobStore;
-  const store = await createS3BlobStore({ bucket, prefix, forcePathStyle, clock });
-  return { store, presignedUrl: (name, expiresAt) => store.presignedUrl(name, expiresAt) };
-}
-
-/**
- * Another hub seemed live at start; it may be one just killed, whose session PostgreSQL has not
- * ended yet (it notices a dead client within moments, not at once). Looks again for a while, in
- * the background so the start is not held up; once alone, it releases what was reserved before
- * this hub started (its own reservations are younger, so they are never taken).
- */
-function lookAgainForOtherHubs(db: Database, app: FastifyInstance, startedAt: number): void {
-  let tries = 0;
-  const timer = setInterval(() => {
-    tries += 1;
-    if (tries >= LOOK_AGAIN_TRIES) clearInterval(timer);
-    db.releaseReservationsIfAlone(startedAt).then(
-      (released) => {
-        if (released === undefined) return;
-        clearInterval(timer);
-        if (released > 0) {
-          app.log.warn({ released }, "released reservations of a hub that is gone");
-        }
-      },
-      (error: unknown) => app.log.warn({ err: error }, "could not look for other live hubs"),
-    );
-  }, LOOK_AGAIN_MS);
-  timer.unref();
-  app.addHook("onClose", async () => clearInterval(timer));
-}
-
-/**
  * Settings an admin changes through another instance (PostgreSQL) arrive within a minute; each
  * instance re-reads them at once after its own changes.
  */
@@ -447,49 +397,4 @@ function loggerOptions(
       }),
     },
   };
-}
-
-/**
- * A reservation outlives its request only when the process died mid-request (a kill -9, a
- * crash; a shutdown lets its requests settle or cuts them, and a cut request settles too).
- *
- * On SQLite one hub owns the file, so at start every open reservation is such a one, whatever
- * its time: a clock stepped back since the crash must not keep one open for good.
- *
- * On PostgreSQL other hubs may be mid-request. A hub that starts as the only live one (each
- * holds an advisory lock for its life; see storage/db/postgres.ts) releases every open one, as
- * on SQLite. Otherwise nothing tells a live hub's reservations from a dead one's, so only those
- * older than any request can take are released, at start and then every few minutes (for hubs
- * that crashed while others ran): never handing back credit a live request will still charge
- * against (its image would be free, and the key could overdraw).
- */
-async function releaseAbandonedReservations(
-  db: Database,
-  app: FastifyInstance,
-  clock: () => number,
-): Promise<boolean> {
-  const release = async (before: number) => {
-    const released = await db.releaseReservations(before);
-    if (released > 0) {
-      app.log.warn({ released }, "released reservations of requests that never ended");
-    }
-  };
-  const startedAt = clock();
-  // Nothing of this hub's is open yet: if it is alone, every open reservation is a dead one's.
-  const released = await db.releaseReservationsIfAlone(Number.MAX_SAFE_INTEGER);
-  if (released === undefined) {
-    await release(clock() - ABANDONED_RESERVATION_MS);
-    lookAgainForOtherHubs(db, app, startedAt);
-  } else if (released > 0) {
-    app.log.warn({ released }, "released reservations of requests that never ended");
-  }
-  if (db.kind === "sqlite") return true;
-  const timer = setInterval(() => {
-    release(clock() - ABANDONED_RESERVATION_MS).catch((error: unknown) => {
-      app.log.warn({ err: error }, "could not release abandoned reservations");
-    });
-  }, 5 * 60_000);
-  timer.unref();
-  app.addHook("onClose", async () => clearInterval(timer));
-  return released !== undefined;
 }
