@@ -8,7 +8,7 @@
  * Changing the name, the extension or the expiry breaks the signature. The signature covers the
  * path below `publicUrl`, so a hub behind a proxy that adds a path prefix still verifies.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual } from "node:crypto";
 import { HubError } from "../errors.ts";
 import { EXTENSION_OF_MIME_TYPE } from "../image-formats.ts";
 import type { ImageMimeType } from "../providers/types.ts";
@@ -78,8 +78,10 @@ export function createImageHost(options: ImageHostOptions): ImageHost {
     throw new TypeError("ttlSeconds must be a positive integer.");
   }
 
+  // Imported once: an HMAC with a raw Buffer key imports it anew on every signature.
+  const key = createSecretKey(secret);
   function sign(name: string, expires: string): string {
-    return createHmac("sha256", secret)
+    return createHmac("sha256", key)
       .update(`${SIGNATURE_CONTEXT}\n${IMAGE_ROUTE_PREFIX}/${name}\n${expires}`)
       .digest("base64url");
   }

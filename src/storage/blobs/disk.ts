@@ -24,26 +24,26 @@
  * Restoring the directory with a copy that does not keep mtimes makes every blob look expired.
  */
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import type { FileHandle } from "node:fs/promises";
 import {
-  lstat,
-  mkdir,
-  open,
-  readdir,
-  rename,
-  rm,
-  unlink,
-  utimes,
-  writeFile,
-} from "node:fs/promises";
+  constants,
+  rename as renameCallbackForm,
+  utimes as utimesCallbackForm,
+  writeFile as writeFileCallbackForm,
+} from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { assertValidBlobKey, type BlobStore, isValidBlobKey } from "./types.ts";
 
 /** A temporary file older than this belongs to a `put` that died midway. */
 export const STRAY_TEMPORARY_AGE_MS = 5 * 60_000;
 
 const TEMPORARY_PREFIX = ".tmp-";
+
+const writeFileCallback = promisify(writeFileCallbackForm);
+const utimesCallback = promisify(utimesCallbackForm);
+const renameCallback = promisify(renameCallbackForm);
 
 const CONTENT_TYPES: Record<string, string> = {
   png: "image/png",
@@ -66,6 +66,8 @@ export interface DiskBlobStoreOptions {
 export async function createDiskBlobStore(options: DiskBlobStoreOptions): Promise<BlobStore> {
   const { directory } = options;
   await mkdir(directory, { recursive: true, mode: 0o700 });
+  const instanceTag = randomBytes(6).toString("hex");
+  let written = 0;
 
   return {
     async put(key, bytes, meta) {
@@ -79,11 +81,14 @@ export async function createDiskBlobStore(options: DiskBlobStoreOptions): Promis
       if (!Number.isFinite(meta.expiresAt))
         throw new TypeError("expiresAt must be a finite number.");
 
-      const temporary = join(directory, `${TEMPORARY_PREFIX}${randomBytes(12).toString("hex")}`);
+      // Unique within the process by its counter and across processes by the random part (and
+      // `wx` refuses a name in use); the callback forms of fs, which cost the event loop less
+      // than fs/promises' FileHandle per call (a re-hosted image's write is on every url reply).
+      const temporary = join(directory, `${TEMPORARY_PREFIX}${instanceTag}-${++written}`);
       try {
-        await writeFile(temporary, bytes, { flag: "wx" });
-        await utimes(temporary, new Date(), new Date(meta.expiresAt));
-        await rename(temporary, join(directory, key));
+        await writeFileCallback(temporary, bytes, { flag: "wx" });
+        await utimesCallback(temporary, new Date(), new Date(meta.expiresAt));
+        await renameCallback(temporary, join(directory, key));
       } catch (error) {
         await rm(temporary, { force: true });
         throw error;
