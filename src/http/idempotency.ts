@@ -153,14 +153,8 @@ export function createIdempotencyLedger(options: {
       if (claim.state === "claimed") return undefined;
       if (claim.fingerprint !== fingerprint) throw idempotencyKeyReused();
       if (claim.state === "kept") {
-        const blob = await options.blobs.open(claim.blobKey);
-        if (blob) {
-          const { status, headers } = claim;
-          return {
-            reply: { status, headers, body: blob.stream, length: blob.size },
-            outcome: "replayed",
-          };
-        }
+        const kept = await replayKept(claim, "replayed");
+        if (kept) return kept;
         // Swept or lost: run again rather than fail the retry.
         await shared.release(scope);
         continue;
@@ -171,18 +165,23 @@ export function createIdempotencyLedger(options: {
         await sleep(SHARED_POLL_MS);
         const now = await shared.look(scope);
         if (now?.state === "kept") {
-          const blob = await options.blobs.open(now.blobKey);
-          if (blob) {
-            const { status, headers } = now;
-            return {
-              reply: { status, headers, body: blob.stream, length: blob.size },
-              outcome: "joined",
-            };
-          }
+          const kept = await replayKept(now, "joined");
+          if (kept) return kept;
         }
         if (now?.state !== "running") break;
       }
     }
+  }
+
+  /** A kept answer read back from the store; undefined when the store has lost it. */
+  async function replayKept(
+    kept: { status: number; headers: Record<string, string>; blobKey: string },
+    outcome: IdempotentOutcome,
+  ): Promise<{ reply: ReplyToSend; outcome: IdempotentOutcome } | undefined> {
+    const blob = await options.blobs.open(kept.blobKey);
+    if (!blob) return undefined;
+    const { status, headers } = kept;
+    return { reply: { status, headers, body: blob.stream, length: blob.size }, outcome };
   }
 
   /** The entry for `scope`, unless it has expired (then it is forgotten). */
@@ -206,14 +205,8 @@ export function createIdempotencyLedger(options: {
         if (entry.state === "answered") {
           return { reply: fromPieces(entry.reply), outcome: "replayed" };
         }
-        const blob = await options.blobs.open(entry.blobKey);
-        if (blob) {
-          const { status, headers } = entry;
-          return {
-            reply: { status, headers, body: blob.stream, length: blob.size },
-            outcome: "replayed",
-          };
-        }
+        const kept = await replayKept(entry, "replayed");
+        if (kept) return kept;
         // Swept or lost: run again rather than fail the retry.
         if (entries.get(scope) === entry) entries.delete(scope);
       }
