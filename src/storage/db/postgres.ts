@@ -24,12 +24,12 @@ import {
   imagePriceValues,
   keyFromRow,
   keyValues,
-  lostRequestText,
   lostUsageRecord,
   modelRouteFromRow,
   modelRouteValues,
   modelsToText,
   type Row,
+  reservationValues,
   type SqlValue,
   tokenPriceFromRow,
   tokenPriceValues,
@@ -311,14 +311,7 @@ export async function openPostgresDatabase(
         )
         INSERT INTO reservations (id, key_id, amount_micros, created_at, instance_id, request)
           SELECT $1, id, $3, $4, $5, $6 FROM taken`,
-        [
-          reservation.id,
-          reservation.keyId,
-          reservation.amountMicros,
-          reservation.createdAt,
-          reservation.instanceId ?? null,
-          lostRequestText(reservation.request),
-        ],
+        reservationValues(reservation),
       );
     },
     async settle(reservationId, usage) {

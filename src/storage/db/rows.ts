@@ -13,6 +13,7 @@ import type {
   LostRequest,
   ModelRouteRecord,
   ProviderCredentialRecord,
+  Reservation,
   TokenPrice,
   UpstreamTaskRecord,
   UsageFilter,
@@ -415,7 +416,15 @@ export function lostUsageRecord(row: Row, now: number): UsageRecord | undefined 
   };
 }
 
-/** The request of a reservation as stored (`reservations.request`); null when none is kept. */
-export function lostRequestText(request: LostRequest | undefined): string | null {
-  return request === undefined ? null : JSON.stringify(request);
+/** In the order id, key_id, amount_micros, created_at, instance_id, request. */
+export function reservationValues(reservation: Reservation): SqlValue[] {
+  return [
+    reservation.id,
+    reservation.keyId,
+    reservation.amountMicros,
+    reservation.createdAt,
+    reservation.instanceId ?? null,
+    // What the usage row says should the request be lost; null when none is kept.
+    reservation.request === undefined ? null : JSON.stringify(reservation.request),
+  ];
 }

@@ -23,11 +23,11 @@ import {
   imagePriceValues,
   keyFromRow,
   keyValues,
-  lostRequestText,
   lostUsageRecord,
   modelRouteFromRow,
   modelRouteValues,
   modelsToText,
+  reservationValues,
   tokenPriceFromRow,
   tokenPriceValues,
   UPSTREAM_TASK_COLUMNS,
@@ -269,14 +269,7 @@ export function openSqliteDatabase(file: string): Database {
           );
           if (Number(taken.changes) !== 1) return false;
         }
-        statements.insertReservation.run(
-          reservation.id,
-          reservation.keyId,
-          reservation.amountMicros,
-          reservation.createdAt,
-          reservation.instanceId ?? null,
-          lostRequestText(reservation.request),
-        );
+        statements.insertReservation.run(...reservationValues(reservation));
         return true;
       });
     },
