@@ -2,25 +2,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import sharp from "sharp";
 import { createDiskBlobStore, STRAY_TEMPORARY_AGE_MS } from "../../../src/storage/blobs/disk.ts";
 import type { BlobStore } from "../../../src/storage/blobs/types.ts";
-
-const HOUR = 3_600_000;
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-async function png(width: number, height: number): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 4, background: "#3366ff" } })
-    .png()
-    .toBuffer();
-}
+import { assertContentTypesKept, assertImageRoundTrip, HOUR, png, readAll } from "./contract.ts";
 
 describe("disk blob store", () => {
   let root: string;
@@ -44,38 +29,13 @@ describe("disk blob store", () => {
 
   test("put then open returns the same PNG with its content type, size and expiry", async () => {
     const { store } = await freshStore();
-    const bytes = await png(7, 5);
-    const expiresAt = Date.now() + HOUR + 123;
-    await store.put("image.png", bytes, { contentType: "image/png", expiresAt });
-
-    const blob = await store.open("image.png");
-    assert.ok(blob);
-    assert.equal(blob.contentType, "image/png");
-    assert.equal(blob.size, bytes.length);
-    assert.equal(blob.expiresAt, expiresAt);
-    const read = await readAll(blob.stream);
-    assert.deepEqual(read, bytes);
-    const metadata = await sharp(read).metadata();
-    assert.equal(metadata.format, "png");
-    assert.equal(metadata.width, 7);
-    assert.equal(metadata.height, 5);
+    await assertImageRoundTrip(store);
   });
 
   test("content type follows the extension, and a contradicting one is refused", async () => {
     const { store } = await freshStore();
+    await assertContentTypesKept(store);
     const meta = { expiresAt: Date.now() + HOUR };
-    await store.put("a.jpg", Buffer.from("j"), { ...meta, contentType: "image/jpeg" });
-    await store.put("b.webp", Buffer.from("w"), { ...meta, contentType: "image/webp" });
-    await store.put("c", Buffer.from("x"), { ...meta, contentType: "application/octet-stream" });
-    for (const [key, type] of [
-      ["a.jpg", "image/jpeg"],
-      ["b.webp", "image/webp"],
-      ["c", "application/octet-stream"],
-    ] as const) {
-      const blob = await store.open(key);
-      assert.equal(blob?.contentType, type);
-      blob?.stream.destroy();
-    }
     await assert.rejects(
       store.put("d.png", Buffer.from("x"), { ...meta, contentType: "image/jpeg" }),
       TypeError,

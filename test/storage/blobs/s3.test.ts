@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import type { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import {
   GetObjectCommand,
@@ -26,21 +25,9 @@ import {
   unusedEndpoint,
   withEnv,
 } from "../../helpers/s3-server.ts";
+import { assertContentTypesKept, assertImageRoundTrip, HOUR, png, readAll } from "./contract.ts";
 
-const HOUR = 3_600_000;
 const PREFIX = "hub/images";
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-async function png(width: number, height: number): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 4, background: "#3366ff" } })
-    .png()
-    .toBuffer();
-}
 
 async function listKeys(client: S3Client, bucket: string): Promise<string[]> {
   const listing = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
@@ -101,22 +88,8 @@ describe("S3 blob store", () => {
 
   test("put then open returns the same PNG with its content type, size and expiry", async () => {
     const { store, bucket } = await freshStore();
-    const bytes = await png(7, 5);
-    const expiresAt = Date.now() + HOUR + 123;
-    await store.put("image.png", bytes, { contentType: "image/png", expiresAt });
+    const expiresAt = await assertImageRoundTrip(store);
     assert.deepEqual(await listKeys(admin, bucket), ["hub/images/image.png"]);
-
-    const blob = await store.open("image.png");
-    assert.ok(blob);
-    assert.equal(blob.contentType, "image/png");
-    assert.equal(blob.size, bytes.length);
-    assert.equal(blob.expiresAt, expiresAt);
-    const read = await readAll(blob.stream);
-    assert.deepEqual(read, bytes);
-    const metadata = await sharp(read).metadata();
-    assert.equal(metadata.format, "png");
-    assert.equal(metadata.width, 7);
-    assert.equal(metadata.height, 5);
 
     // What another S3 client sees: the content type, the expiry metadata and header.
     const raw = await admin.send(
@@ -130,19 +103,8 @@ describe("S3 blob store", () => {
 
   test("the content type is kept as given", async () => {
     const { store } = await freshStore();
+    await assertContentTypesKept(store);
     const meta = { expiresAt: Date.now() + HOUR };
-    await store.put("a.jpg", Buffer.from("j"), { ...meta, contentType: "image/jpeg" });
-    await store.put("b.webp", Buffer.from("w"), { ...meta, contentType: "image/webp" });
-    await store.put("c", Buffer.from("x"), { ...meta, contentType: "application/octet-stream" });
-    for (const [key, type] of [
-      ["a.jpg", "image/jpeg"],
-      ["b.webp", "image/webp"],
-      ["c", "application/octet-stream"],
-    ] as const) {
-      const blob = await store.open(key);
-      assert.equal(blob?.contentType, type);
-      blob?.stream.destroy();
-    }
     await assert.rejects(
       store.put("d.png", Buffer.from("x"), { ...meta, contentType: "image/png\r\nx-evil: 1" }),
       TypeError,
