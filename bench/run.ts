@@ -27,6 +27,7 @@ import {
   endpointOf,
   FLOOR_MODES,
   isFloor,
+  onlyTargets,
   pidOf,
   type Running,
   selectScenarios,
@@ -51,6 +52,8 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     scenario: { type: "string" },
+    /** Only these targets (bare is always kept: every ratio needs it), e.g. floor-buffered,image-hub. */
+    targets: { type: "string" },
   },
 });
 
@@ -66,7 +69,7 @@ const logFile = (name: string) => path.join(RESULTS_DIR, `${name}.log`);
 async function main(): Promise<void> {
   const started = performance.now();
   const git = gitState(REPO_ROOT);
-  const scenarios = selectScenarios(allScenarios(), flags.scenario);
+  const scenarios = onlyTargets(selectScenarios(allScenarios(), flags.scenario), flags.targets);
   const edit = scenarios.find((scenario) => "image" in scenario.body);
   if (edit) edit.body.image = (await noisyPng(1200, 1200, 32)).toString("base64");
   const needed = targetsOf(scenarios);

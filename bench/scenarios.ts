@@ -167,6 +167,20 @@ export function selectScenarios(scenarios: Scenario[], wanted: string | undefine
   return scenarios.filter((scenario) => ids.some((id) => matches(scenario, id)));
 }
 
+/** The scenarios with only the targets named (comma-separated); bare is always kept. */
+export function onlyTargets(scenarios: Scenario[], wanted: string | undefined): Scenario[] {
+  if (wanted === undefined) return scenarios;
+  const names = wanted.split(",").map((name) => name.trim());
+  const unknown = names.filter((name) => !(TARGETS as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new Error(`Unknown target ${unknown.join(", ")}; there are ${TARGETS.join(", ")}.`);
+  }
+  return scenarios.map((scenario) => ({
+    ...scenario,
+    targets: scenario.targets.filter((target) => target === "bare" || names.includes(target)),
+  }));
+}
+
 /** The targets the chosen scenarios need, in the order of TARGETS; the upstream always runs. */
 export function targetsOf(scenarios: Scenario[]): TargetName[] {
   return TARGETS.filter((target) =>

@@ -40,7 +40,7 @@ function fieldsOf(item: GeneratedImageData): Buffer[][] {
   if (typeof item.b64_json === "string") {
     fields.push([Buffer.from(`"b64_json":${JSON.stringify(item.b64_json)}`)]);
   } else if (item.b64_json !== undefined) {
-    fields.push([B64_JSON_OPEN, item.b64_json, QUOTE]);
+    fields.push([B64_JSON_OPEN, ...item.b64_json, QUOTE]);
   }
   if (item.url !== undefined) fields.push([Buffer.from(`"url":${JSON.stringify(item.url)}`)]);
   if (item.revised_prompt !== undefined) {

@@ -9,7 +9,6 @@
  * (its upstream calls aborted, nothing charged) as before. A cut by the shutdown cancels both.
  */
 
-import { Readable } from "node:stream";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { formatUsd } from "../billing/money.ts";
@@ -26,6 +25,7 @@ import {
   type PreparedReply,
   type ReplyToSend,
 } from "./idempotency.ts";
+import { PiecesStream } from "./pieces-stream.ts";
 import { noteImageSummary } from "./request-log.ts";
 
 /** Header an application names itself in; AIGNE's client sends its DID there. */
@@ -250,7 +250,7 @@ function send(reply: FastifyReply, toSend: ReplyToSend): FastifyReply {
     : toSend.length < JOIN_PIECES_BELOW_BYTES
       ? Buffer.concat(toSend.body, toSend.length)
       : // Megabytes of base64 are written as the slices they are, never joined into a copy.
-        Readable.from(toSend.body);
+        new PiecesStream(toSend.body);
   return reply
     .code(toSend.status)
     .headers(toSend.headers)

@@ -6,13 +6,14 @@
  */
 import { isHubError, upstreamFailed } from "../errors.ts";
 import { MIME_TYPE_OF_FORMAT, sniffImageType } from "../image-formats.ts";
+import { base64Head, decodeBase64 } from "../providers/base64.ts";
 import type { Base64, ImageMimeType, ProviderImage } from "../providers/types.ts";
 import { deliverAs } from "./deliver-as.ts";
 import type { ImageJob } from "./plan.ts";
 
 export interface GeneratedImageData {
   url?: string;
-  /** As the provider gave it: a string, or its bytes (see providers/json-cut.ts). */
+  /** As the provider gave it: a string, or views of its bytes (see providers/base64.ts). */
   b64_json?: Base64;
   revised_prompt?: string;
   /** The image's type; not part of the OpenAI reply, but AIGNE's names it per image. */
@@ -72,9 +73,7 @@ export function createDelivery(deps: DeliveryDeps) {
     signal: AbortSignal,
   ): Promise<{ bytes: Buffer; mimeType: ImageMimeType }> {
     if (image.kind === "base64") {
-      const text =
-        typeof image.base64 === "string" ? image.base64 : image.base64.toString("latin1");
-      return { bytes: Buffer.from(text, "base64"), mimeType: image.mimeType };
+      return { bytes: decodeBase64(image.base64), mimeType: image.mimeType };
     }
     if (image.kind === "bytes") return { bytes: image.bytes, mimeType: image.mimeType };
     const bytes = await deps.fetchUpstreamImage(image.url, signal).catch((error: unknown) => {
@@ -103,9 +102,5 @@ export function createDelivery(deps: DeliveryDeps) {
 export function startsLikeAnImage(image: ProviderImage): boolean {
   if (image.kind === "url") return true;
   if (image.kind === "bytes") return sniffImageType(image.bytes) !== undefined;
-  const head =
-    typeof image.base64 === "string"
-      ? image.base64.slice(0, 24)
-      : image.base64.subarray(0, 24).toString("latin1");
-  return sniffImageType(Buffer.from(head, "base64")) !== undefined;
+  return sniffImageType(Buffer.from(base64Head(image.base64, 24), "base64")) !== undefined;
 }

@@ -37,7 +37,7 @@ import {
 import type { HttpProviderOptions, ImageProvider, ProviderCall, ProviderResult } from "./types.ts";
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
-  requestUpstreamBytes,
+  requestUpstreamPieces,
   type UpstreamErrorBody,
 } from "./upstream.ts";
 
@@ -108,7 +108,7 @@ export function createAzureProvider(options: AzureProviderOptions): ImageProvide
         signal: call.signal,
         isContentPolicy: isAzureContentPolicy,
       };
-      const bytes = await requestUpstreamBytes(request);
+      const bytes = await requestUpstreamPieces(request);
       const result = imagesResultOf(
         request,
         bytes,

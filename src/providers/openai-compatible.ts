@@ -48,7 +48,7 @@ import {
 import type { HttpProviderOptions, ImageProvider, ProviderCall, ProviderResult } from "./types.ts";
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
-  requestUpstreamBytes,
+  requestUpstreamPieces,
   type UpstreamErrorBody,
 } from "./upstream.ts";
 
@@ -213,7 +213,7 @@ export function createOpenAICompatibleProvider(options: OpenAICompatibleOptions)
         signal: call.signal,
         isContentPolicy,
       };
-      const bytes = await requestUpstreamBytes(request);
+      const bytes = await requestUpstreamPieces(request);
       // Servers differ in naming the format; the image's own signature settles it.
       const result = imagesResultOf(
         request,

@@ -5,6 +5,7 @@
  */
 import { upstreamFailed } from "../errors.ts";
 import { EXTENSION_OF_MIME_TYPE, MIME_TYPE_OF_FORMAT } from "../image-formats.ts";
+import { base64Head, base64Length } from "./base64.ts";
 import { cutStringFields } from "./json-cut.ts";
 import { type EncodedMultipart, encodeMultipart, type MultipartPart } from "./multipart.ts";
 import type {
@@ -49,7 +50,7 @@ const BASE64_SIGNATURES: [prefix: string, mimeType: ImageMimeType][] = [
 
 /** The image type base64 text begins with, from its first bytes; undefined if none is known. */
 export function sniffBase64MimeType(base64: Base64): ImageMimeType | undefined {
-  const head = typeof base64 === "string" ? base64.slice(0, 16) : base64.toString("latin1", 0, 16);
+  const head = base64Head(base64, 16);
   return BASE64_SIGNATURES.find(([prefix]) => head.startsWith(prefix))?.[1];
 }
 
@@ -59,7 +60,7 @@ export function sniffBase64MimeType(base64: Base64): ImageMimeType | undefined {
  */
 export function imagesResultOf(
   request: Pick<UpstreamRequest, "provider">,
-  bytes: Buffer,
+  bytes: Buffer | readonly Buffer[],
   mimeTypeOf: MimeTypeOf,
 ): Omit<ProviderResult, "warnings"> {
   const cut = cutStringFields(bytes, "b64_json");
@@ -82,7 +83,7 @@ function resultOf(
   provider: string,
   reply: unknown,
   mimeTypeOf: MimeTypeOf,
-  cutValues?: Buffer[],
+  cutValues?: Buffer[][],
 ): Omit<ProviderResult, "warnings"> {
   const body = (typeof reply === "object" && reply !== null ? reply : {}) as {
     data?: unknown;
@@ -102,8 +103,8 @@ function resultOf(
     const revisedPrompt =
       typeof image.revised_prompt === "string" ? image.revised_prompt : undefined;
     if (typeof image.b64_json === "string") {
-      const base64 = cutValues ? (cutValues[nextCut++] as Buffer) : image.b64_json;
-      if (base64.length > 0) {
+      const base64 = cutValues ? (cutValues[nextCut++] as Buffer[]) : image.b64_json;
+      if (base64Length(base64) > 0) {
         return { kind: "base64", base64, mimeType: mimeTypeOf(format, base64), revisedPrompt };
       }
     }

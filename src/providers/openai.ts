@@ -27,8 +27,8 @@ import type {
 } from "./types.ts";
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
-  requestUpstreamBytes,
   requestUpstreamJson,
+  requestUpstreamPieces,
   type UpstreamErrorBody,
   type UpstreamRequest,
 } from "./upstream.ts";
@@ -99,7 +99,7 @@ export function createOpenAIProvider(options: HttpProviderOptions): ImageProvide
         signal: call.signal,
         isContentPolicy,
       };
-      const bytes = await requestUpstreamBytes(request);
+      const bytes = await requestUpstreamPieces(request);
       return { ...imagesResultOf(request, bytes, mimeTypeOf(call, family)), warnings };
     },
     async listModels({ signal, timeoutMs: listTimeoutMs }) {

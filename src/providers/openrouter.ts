@@ -25,6 +25,7 @@ import {
   upstreamFailed,
   upstreamTimeout,
 } from "../errors.ts";
+import { base64Length } from "./base64.ts";
 import { aspectRatioOfSize, imageSizeOfSize } from "./google.ts";
 import { cutStringFields } from "./json-cut.ts";
 import { jsonRequestInit, sniffBase64MimeType } from "./openai-images.ts";
@@ -41,8 +42,8 @@ import type {
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
   parseUpstreamJson,
-  requestUpstreamBytes,
   requestUpstreamJson,
+  requestUpstreamPieces,
   type UpstreamErrorBody,
 } from "./upstream.ts";
 
@@ -130,9 +131,9 @@ export function createOpenRouterProvider(options: OpenRouterOptions): ImageProvi
         signal: call.signal,
         isContentPolicy,
       };
-      let bytes: Buffer;
+      let bytes: Buffer[];
       try {
-        bytes = await requestUpstreamBytes(request);
+        bytes = await requestUpstreamPieces(request);
       } catch (error) {
         throw openRouterFailure(error);
       }
@@ -283,7 +284,7 @@ function modelsOf(reply: unknown): UpstreamModel[] {
  * from `media_type` or, where OpenRouter could not tell, from their first bytes. No image at
  * all is `upstream_no_image`: OpenRouter answered 200 and made nothing.
  */
-function readImagesReply(bytes: Buffer): Omit<ProviderResult, "warnings"> {
+function readImagesReply(bytes: Buffer[]): Omit<ProviderResult, "warnings"> {
   const cut = cutStringFields(bytes, "b64_json");
   const reply = cut?.skeleton ?? parseUpstreamJson({ provider: "OpenRouter" }, bytes);
   const root = (typeof reply === "object" && reply !== null ? reply : {}) as Record<
@@ -300,7 +301,7 @@ function readImagesReply(bytes: Buffer): Omit<ProviderResult, "warnings"> {
     >;
     if (typeof entry.b64_json !== "string") continue;
     const base64 = cut ? cut.values[nextCut++] : entry.b64_json;
-    if (base64 === undefined || base64.length === 0) continue;
+    if (base64 === undefined || base64Length(base64) === 0) continue;
     const mimeType = mimeTypeOf(entry.media_type) ?? sniffBase64MimeType(base64);
     if (!mimeType) {
       throw upstreamFailed(`OpenRouter answered an image of a type the hub does not serve.`, {

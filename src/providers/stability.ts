@@ -24,6 +24,7 @@
 import { contentPolicy, HubError, invalidRequest, upstreamFailed } from "../errors.ts";
 import { EXTENSION_OF_MIME_TYPE, MIME_TYPE_OF_FORMAT } from "../image-formats.ts";
 import type { ExtraOption } from "../images/extra-options.ts";
+import { base64Length } from "./base64.ts";
 import { cutStringFields } from "./json-cut.ts";
 import { encodeMultipart, type MultipartPart } from "./multipart.ts";
 import { invalidResponse, sniffBase64MimeType } from "./openai-images.ts";
@@ -39,7 +40,7 @@ import type {
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
   parseUpstreamJson,
-  requestUpstreamBytes,
+  requestUpstreamPieces,
   type UpstreamErrorBody,
 } from "./upstream.ts";
 
@@ -182,9 +183,9 @@ export function createStabilityProvider(options: HttpProviderOptions): ImageProv
       if (user !== undefined && /^[\x20-\x7e]+$/.test(user)) {
         headers["stability-client-user-id"] = user;
       }
-      let bytes: Buffer;
+      let bytes: Buffer[];
       try {
-        bytes = await requestUpstreamBytes({
+        bytes = await requestUpstreamPieces({
           provider: "Stability AI",
           dispatcher: options.dispatcher,
           byteBudget: options.byteBudget,
@@ -301,7 +302,7 @@ export function nearestRatio(width: number, height: number): keyof typeof STABIL
 }
 
 /** Reads `{image, finish_reason, seed}`, the base64 kept as the bytes that came. */
-function imageOf(bytes: Buffer, format: OutputFormat) {
+function imageOf(bytes: Buffer[], format: OutputFormat) {
   const cut = cutStringFields(bytes, "image");
   const usable = cut !== undefined && cut.values.length === 1;
   const reply = usable ? cut.skeleton : parseUpstreamJson({ provider: "Stability AI" }, bytes);
@@ -316,7 +317,7 @@ function imageOf(bytes: Buffer, format: OutputFormat) {
   }
   const base64: Base64 | undefined =
     usable && cut.values[0]?.length ? cut.values[0] : stringOrUndefined(root.image);
-  if (base64 === undefined || base64.length === 0) {
+  if (base64 === undefined || base64Length(base64) === 0) {
     throw upstreamFailed("Stability AI answered without an image.", { code: "upstream_no_image" });
   }
   if (root.finish_reason !== undefined && root.finish_reason !== "SUCCESS") {

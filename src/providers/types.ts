@@ -7,6 +7,7 @@
  */
 import type { Dispatcher } from "undici";
 import type { ByteBudget } from "../net/byte-budget.ts";
+import type { Base64 } from "./base64.ts";
 
 export type ImageMimeType = "image/png" | "image/jpeg" | "image/webp";
 export type OutputFormat = "png" | "jpeg" | "webp";
@@ -60,11 +61,7 @@ export interface ProviderCall {
  * megabytes per image is the main cost a gateway can add, so only the consumer converts, and
  * only when the client's response_format needs it.
  */
-/**
- * Base64 text: a string, or the ASCII bytes of it as they arrived from the upstream (a 1.5 MB
- * image is then never turned into a JavaScript string at all; see providers/json-cut.ts).
- */
-export type Base64 = string | Buffer;
+export type { Base64 } from "./base64.ts";
 
 export type ProviderImage =
   | { kind: "base64"; base64: Base64; mimeType: ImageMimeType; revisedPrompt: string | undefined }

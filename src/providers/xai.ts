@@ -20,6 +20,7 @@
  * const { images } = await xai.generate(call); // call.size "1408x768" → aspect_ratio "16:9"
  */
 import { contentPolicy, HubError, invalidRequest, upstreamFailed } from "../errors.ts";
+import { base64After, base64Head, base64Length } from "./base64.ts";
 import { cutStringFields } from "./json-cut.ts";
 import { invalidResponse, sniffBase64MimeType, usageOf } from "./openai-images.ts";
 import type {
@@ -36,8 +37,8 @@ import type {
 import {
   DEFAULT_UPSTREAM_TIMEOUT_MS,
   parseUpstreamJson,
-  requestUpstreamBytes,
   requestUpstreamJson,
+  requestUpstreamPieces,
   type UpstreamRequest,
 } from "./upstream.ts";
 
@@ -154,9 +155,9 @@ export function createXaiProvider(options: HttpProviderOptions): ImageProvider {
         body: JSON.stringify(body),
       };
       const budgetMs = call.timeoutMs ?? timeoutMs;
-      let bytes: Buffer;
+      let bytes: Buffer[];
       try {
-        bytes = await requestUpstreamBytes(request(path, init, call.signal, budgetMs));
+        bytes = await requestUpstreamPieces(request(path, init, call.signal, budgetMs));
       } catch (error) {
         throw await asKeyFailure(error, call.signal, Math.min(budgetMs, KEY_CHECK_TIMEOUT_MS));
       }
@@ -258,7 +259,7 @@ function dataUrlOf(image: InputImage): string {
 }
 
 /** Reads the reply: images kept as the bytes that came, moderated ones dropped. */
-function resultOf(bytes: Buffer, call: ProviderCall, warnings: string[]): ProviderResult {
+function resultOf(bytes: Buffer[], call: ProviderCall, warnings: string[]): ProviderResult {
   const cut = cutStringFields(bytes, "b64_json");
   const usable = cut && base64Count(cut.skeleton) === cut.values.length;
   const reply = usable ? cut.skeleton : parseUpstreamJson({ provider: "xAI" }, bytes);
@@ -295,13 +296,13 @@ function resultOf(bytes: Buffer, call: ProviderCall, warnings: string[]): Provid
   return { images, usage: usageOf(root.usage), warnings };
 }
 
-function imageOf(entry: Record<string, unknown>, cutValue: Buffer | undefined): ProviderImage {
+function imageOf(entry: Record<string, unknown>, cutValue: Buffer[] | undefined): ProviderImage {
   const revisedPrompt =
     typeof entry.revised_prompt === "string" && entry.revised_prompt !== ""
       ? entry.revised_prompt
       : undefined;
   const raw = cutValue ?? (typeof entry.b64_json === "string" ? entry.b64_json : undefined);
-  if (raw !== undefined && raw.length > 0) {
+  if (raw !== undefined && base64Length(raw) > 0) {
     const { base64, declared } = withoutDataUrlPrefix(raw);
     const mimeType =
       sniffBase64MimeType(base64) ?? declared ?? imageMimeTypeOf(entry.mime_type) ?? "image/jpeg";
@@ -321,12 +322,9 @@ function withoutDataUrlPrefix(value: Base64): {
   base64: Base64;
   declared: ImageMimeType | undefined;
 } {
-  const head = typeof value === "string" ? value.slice(0, 64) : value.toString("latin1", 0, 64);
-  const match = /^data:([^;,]*)(?:;[^,]*)?,/.exec(head);
+  const match = /^data:([^;,]*)(?:;[^,]*)?,/.exec(base64Head(value, 64));
   if (!match) return { base64: value, declared: undefined };
-  const start = match[0].length;
-  const base64 = typeof value === "string" ? value.slice(start) : value.subarray(start);
-  return { base64, declared: imageMimeTypeOf(match[1]) };
+  return { base64: base64After(value, match[0].length), declared: imageMimeTypeOf(match[1]) };
 }
 
 function base64Count(reply: unknown): number {

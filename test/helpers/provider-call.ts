@@ -43,5 +43,7 @@ export async function inputImageOf(
 /** The base64 text of a provider image (as a string, whichever form it came in). */
 export function base64Of(image: ProviderImage | undefined): string {
   assert.equal(image?.kind, "base64");
-  return typeof image.base64 === "string" ? image.base64 : image.base64.toString("latin1");
+  return typeof image.base64 === "string"
+    ? image.base64
+    : Buffer.concat(image.base64 as Buffer[]).toString("latin1");
 }

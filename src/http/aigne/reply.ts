@@ -46,7 +46,7 @@ function imagePieces(image: GeneratedImageData, fileType: "url" | "file"): Buffe
     return [open, Buffer.from(JSON.stringify(image.b64_json)), close];
   }
   // Bytes cut from the upstream's JSON hold no quote or backslash (providers/json-cut.ts).
-  return [open, QUOTE, image.b64_json, QUOTE, close];
+  return [open, QUOTE, ...image.b64_json, QUOTE, close];
 }
 
 /**
