@@ -4,6 +4,11 @@
  * request ends, the charge for what was delivered is settled and the rest given back, in the
  * same transaction that writes the usage record. A failed or abandoned request is charged 0.
  *
+ * A retired model's successor, which serves only when the provider answers that the model is
+ * gone, is not reserved for up front: it is dearer than some models it stands in for (dall-e-2),
+ * and credit held for it would refuse concurrent requests of the same key that the credit
+ * covers. The reservation is topped up to it when it is needed (`topUp`).
+ *
  * Keys without a balance reserve nothing: their request path writes one row, the record.
  *
  * A model the price book has no price for (an admin deleted the row) is refused to keys with a
@@ -30,9 +35,7 @@ export interface Accounting {
    * can pay for what it asked is never refused because of a fallback it may not get. Fallbacks
    * dearer than what was reserved, or without a price, must then not be used (see
    * `costCeiling`).
-   * `standby`: jobs that serve only in a rarer case (a retired model's successor, should the
-   * provider answer that the model is gone), covered when the credit allows it over everything
-   * else, and never at the expense of the route's fallbacks.
+   * A retired model's successor is not among them: see `topUp`.
    */
   reserve(
     principal: Principal,
@@ -40,8 +43,14 @@ export interface Accounting {
     reservationId: string,
     now: number,
     fallbacks?: readonly ImageJob[],
-    standby?: readonly ImageJob[],
   ): Promise<number | null>;
+  /**
+   * Raises the reservation `reservationId` to `toMicros` (a job's `costCeiling`), taking the
+   * difference from the key's credit only if the credit covers it; false, and nothing changed,
+   * when it does not or when `toMicros` is infinite (no price). For a job that serves only when
+   * it is needed, such as a gone model's successor. Keys without a balance need no top-up.
+   */
+  topUp(principal: Principal, reservationId: string, toMicros: number): Promise<boolean>;
   /**
    * The most `job` may cost at today's prices, micro-USD; infinite when the book has no price
    * for it, so no reservation covers it.
@@ -57,7 +66,7 @@ export interface Accounting {
 }
 
 export function createAccounting(options: {
-  db: Pick<Database, "reserve" | "settle" | "recordUsage">;
+  db: Pick<Database, "reserve" | "topUpReservation" | "settle" | "recordUsage">;
   /** The current price book (admins may change prices while the hub runs). */
   prices: () => PriceBook;
   /** Told, once per model, when delivered images had no price to charge. */
@@ -98,16 +107,13 @@ export function createAccounting(options: {
   }
 
   return {
-    async reserve(principal, job, reservationId, now, fallbacks = [], standby = []) {
+    async reserve(principal, job, reservationId, now, fallbacks = []) {
       if (principal.balanceMicros === null) return null;
       const book = options.prices();
       const own = maxCostMicros(job, book);
       if (own === undefined) throw modelNotPriced(job.model.id, job.size, job.quality);
       // An unpriced fallback is left out of the reservation, and so is never used (costCeiling).
-      const priced = (jobs: readonly ImageJob[]) =>
-        jobs.map((other) => maxCostMicros(other, book) ?? 0);
-      const dearest = Math.max(own, ...priced(fallbacks));
-      const withStandby = Math.max(dearest, ...priced(standby));
+      const dearest = Math.max(own, ...fallbacks.map((other) => maxCostMicros(other, book) ?? 0));
       const tryReserve = (amountMicros: number) =>
         options.db.reserve({
           id: reservationId,
@@ -117,7 +123,6 @@ export function createAccounting(options: {
           instanceId: options.instanceId,
           request: lostRequestOf(job),
         });
-      if (withStandby > dearest && (await tryReserve(withStandby))) return withStandby;
       if (dearest > own && (await tryReserve(dearest))) return dearest;
       const amountMicros = own;
       const reserved = await tryReserve(own);
@@ -128,6 +133,11 @@ export function createAccounting(options: {
         );
       }
       return amountMicros;
+    },
+    async topUp(principal, reservationId, toMicros) {
+      if (principal.balanceMicros === null) return true;
+      if (!Number.isFinite(toMicros)) return false;
+      return options.db.topUpReservation(reservationId, toMicros);
     },
     costCeiling: (job) => maxCostMicros(job, options.prices()) ?? Number.POSITIVE_INFINITY,
     async record({ record, job, usage, reservedMicros }) {

@@ -14,7 +14,10 @@
  * or the catalog's) and is tried again only where images/retry.ts says it is safe. When no call
  * of the model made an image and the failure allows it, the route's fallbacks are tried in
  * order, each planned from the same request; the one that serves is what the record names and
- * what is charged, and the reservation covered the dearest of them from the start.
+ * what is charged, and the reservation covered the dearest of them from the start. A retired
+ * model's successor, tried only when the provider answers that the model is gone, is covered
+ * then: the reservation is topped up to it, or, when the credit cannot cover that, it is not
+ * tried and the request fails as the model did.
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleepFor } from "node:timers/promises";
@@ -184,13 +187,27 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
         recordId,
         startedAt,
         fallbacks.filter((target) => !target.whenGone).map((target) => target.job),
-        fallbacks.filter((target) => target.whenGone).map((target) => target.job),
       );
       const reserved = reservedMicros;
-      // The credit covered only the model asked for: no fallback may cost more than that.
+      // The credit covered only the model asked for: no fallback may cost more than that. A
+      // successor stays: it is covered when it is needed (coverStandby).
       if (reserved !== null) {
-        fallbacks = fallbacks.filter(({ job }) => deps.accounting.costCeiling(job) <= reserved);
+        fallbacks = fallbacks.filter(
+          ({ job, whenGone }) => whenGone || deps.accounting.costCeiling(job) <= reserved,
+        );
       }
+      /**
+       * Whether the reservation covers a successor about to be called, topping it up to the
+       * successor's cost first if need be (settling then goes by the new amount).
+       */
+      const coverStandby = async (standby: ImageJob): Promise<boolean> => {
+        if (reservedMicros === null) return true;
+        const ceiling = deps.accounting.costCeiling(standby);
+        if (ceiling <= reservedMicros) return true;
+        if (!(await deps.accounting.topUp(principal, recordId, ceiling))) return false;
+        reservedMicros = ceiling;
+        return true;
+      };
       const targets = [targetOf(planned, null, route), ...fallbacks];
       const [images, mask] = await Promise.all([
         deps.loadInputs(planned.images, "image", signal),
@@ -201,7 +218,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
 
       const upstreamStartedAt = clock();
       const caller = { recordId, keyId: principal.keyId };
-      const served = await callTargets(targets, route, images, mask, signal, caller);
+      const served = await callTargets(targets, route, images, mask, signal, caller, coverStandby);
       const { calls, notes: fallbackNotes } = served;
       job = served.job;
       upstreamLatencyMs = clock() - upstreamStartedAt;
@@ -360,9 +377,10 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
   /**
    * Calls the targets in order (the model, then its route's fallbacks) until one makes an image
    * or a failure says the next may not take over (images/retry.ts). A retired model's successor
-   * (a `whenGone` target) takes over only when the model was answered `model_not_found`, and is
-   * skipped otherwise. Returns the calls of the last target tried, the job that served (the one
-   * asked for when none did), and what the client should be told about fallbacks taken.
+   * (a `whenGone` target) takes over only when the model was answered `model_not_found` and
+   * `coverStandby` could cover it, and is skipped otherwise. Returns the calls of the last target
+   * tried, the job that served (the one asked for when none did), and what the client should be
+   * told about fallbacks taken.
    */
   async function callTargets(
     targets: readonly Target[],
@@ -371,6 +389,7 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
     mask: InputImage | undefined,
     signal: AbortSignal,
     caller: { recordId: string; keyId: string },
+    coverStandby: (standby: ImageJob) => Promise<boolean>,
   ) {
     const notes: string[] = [];
     let target = targets[0] as Target;
@@ -384,12 +403,12 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       const code = errorCodeOf(failure) ?? "error";
       const gone = code === "upstream_model_not_found";
       if (gone) deps.modelGone?.(target.job.model);
-      const next = targets
-        .slice(targets.indexOf(target) + 1)
-        .find((candidate) => gone || !candidate.whenGone);
-      if (!next || !mayFallBack(failure, route.retryBillable)) {
+      // Asked first: finding the next target may top the reservation up for a successor.
+      if (!mayFallBack(failure, route.retryBillable)) {
         return { calls, job: (targets[0] as Target).job, notes };
       }
+      const next = await nextTarget(targets, target, gone, coverStandby);
+      if (!next) return { calls, job: (targets[0] as Target).job, notes };
       deps.log?.warn(
         {
           model: target.job.model.id,
@@ -411,9 +430,33 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
   }
 
   /**
+   * The target to try after `current`: the next fallback, or, when `current` was found gone, a
+   * successor, if `coverStandby` covers it. One it cannot cover is passed over, as if the model
+   * had none: the request then fails as the model did (or a later fallback serves), charged
+   * nothing for the successor.
+   */
+  async function nextTarget(
+    targets: readonly Target[],
+    current: Target,
+    gone: boolean,
+    coverStandby: (standby: ImageJob) => Promise<boolean>,
+  ): Promise<Target | undefined> {
+    for (const candidate of targets.slice(targets.indexOf(current) + 1)) {
+      if (!candidate.whenGone) return candidate;
+      if (!gone) continue;
+      if (await coverStandby(candidate.job)) return candidate;
+      deps.log?.warn(
+        { model: current.job.model.id, successor: candidate.job.model.id },
+        "the provider no longer offers the model and the key's credit does not cover its successor",
+      );
+    }
+    return undefined;
+  }
+
+  /**
    * The successor that takes over if the provider answers that the model is gone, planned now
-   * so that the reservation can cover it: the hub believed the model alive, or it would have
-   * planned the successor from the start.
+   * so that it is known up front (its cost is reserved only once it is needed: coverStandby):
+   * the hub believed the model alive, or it would have planned the successor from the start.
    */
   function successorIfGone(request: ImageJobRequest, primary: ImageJob, route: ModelRoute) {
     const model = primary.model;

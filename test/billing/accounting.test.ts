@@ -1,7 +1,8 @@
 /**
  * Accounting when the price book has a hole in it (an admin removed a row): a key with a
  * balance is refused before anything is reserved, an unpriced fallback is left out, and a key
- * without a limit is served at no charge with one warning per model.
+ * without a limit is served at no charge with one warning per model. And topping a reservation
+ * up (for a gone model's successor): asked of the database only when there is something to take.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -35,8 +36,9 @@ function principalWith(balanceMicros: number | null): Principal {
   return { keyId: "key1", ...common, balanceMicros };
 }
 
-function setUp() {
+function setUp(options: { topUpSucceeds?: boolean } = {}) {
   const reservations: Reservation[] = [];
+  const topUps: Array<{ reservationId: string; toMicros: number }> = [];
   const written: UsageRecord[] = [];
   const warnings: Record<string, unknown>[] = [];
   const accounting = createAccounting({
@@ -44,6 +46,10 @@ function setUp() {
       reserve: async (reservation) => {
         reservations.push(reservation);
         return true;
+      },
+      topUpReservation: async (reservationId, toMicros) => {
+        topUps.push({ reservationId, toMicros });
+        return options.topUpSucceeds ?? true;
       },
       settle: async (_id, record) => {
         written.push(record);
@@ -55,7 +61,7 @@ function setUp() {
     prices: () => holed,
     log: { warn: (details) => warnings.push(details) },
   });
-  return { accounting, reservations, written, warnings };
+  return { accounting, reservations, topUps, written, warnings };
 }
 
 function recordOf(job: ImageJob, delivered: number): Omit<UsageRecord, "costMicros"> {
@@ -145,5 +151,24 @@ describe("accounting with a price missing", () => {
     });
     assert.equal(warnings.length, 1);
     assert.equal(written.at(-1)?.costMicros, 18_000);
+  });
+});
+
+describe("topping a reservation up", () => {
+  test("goes to the database with the amount to reach, and says what it answered", async () => {
+    const covered = setUp({ topUpSucceeds: true });
+    assert.equal(await covered.accounting.topUp(principalWith(1_000_000), "r1", 53_000), true);
+    assert.deepEqual(covered.topUps, [{ reservationId: "r1", toMicros: 53_000 }]);
+    const refused = setUp({ topUpSucceeds: false });
+    assert.equal(await refused.accounting.topUp(principalWith(10), "r1", 53_000), false);
+    assert.equal(refused.topUps.length, 1);
+  });
+
+  test("a key without a balance needs none; an unpriced job cannot have one", async () => {
+    const { accounting, topUps } = setUp();
+    assert.equal(await accounting.topUp(principalWith(null), "r1", Number.POSITIVE_INFINITY), true);
+    const unpriced = accounting.costCeiling(jobOf("dall-e-2", "1024x1024"));
+    assert.equal(await accounting.topUp(principalWith(1_000_000), "r1", unpriced), false);
+    assert.deepEqual(topUps, [], "the database is not asked");
   });
 });

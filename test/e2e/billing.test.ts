@@ -1,10 +1,12 @@
 /**
  * Credit, reservations and the ledger through the HTTP API, on SQLite and on PostgreSQL: no
  * overspend under concurrency, no provider call without credit, no charge without an image,
- * and a ledger that adds up to exactly what was charged, across a restart.
+ * and a ledger that adds up to exactly what was charged, across a restart. A gone model's
+ * successor is covered only once it is needed, and only if the credit covers it.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { SEED_TOKEN_PRICES } from "../../src/billing/price-list.ts";
 import { startTestHub, type TestHub } from "../helpers/hub.ts";
 import { type OpenAISimulator, startOpenAISimulator } from "../sim/openai.ts";
 import {
@@ -29,38 +31,46 @@ for (const backend of backends) {
   describe(`billing through the API (${backend.name})`, { skip: backend.skip }, () => {
     let sim: OpenAISimulator;
     let hub: TestHub;
-    let schema: string | undefined;
+    const schemas: string[] = [];
 
-    before(async () => {
-      sim = await startOpenAISimulator();
+    /** A hub on this backend (on PostgreSQL in a schema of its own) whose OpenAI is `upstream`. */
+    async function hubCalling(upstream: OpenAISimulator): Promise<TestHub> {
       const env: Record<string, string> = {
-        OPENAI_API_KEY: sim.apiKey,
-        OPENAI_BASE_URL: sim.baseURL,
+        OPENAI_API_KEY: upstream.apiKey,
+        OPENAI_BASE_URL: upstream.baseURL,
       };
       if (backend.name === "postgres") {
-        schema = freshSchemaName();
+        const schema = freshSchemaName();
+        schemas.push(schema);
         await createSchema(schema);
         const url = new URL(postgresUrl);
         url.searchParams.set("options", `-c search_path=${schema}`);
         env.DATABASE_URL = url.toString();
       }
-      hub = await startTestHub(env);
+      return startTestHub(env);
+    }
+
+    before(async () => {
+      sim = await startOpenAISimulator();
+      hub = await hubCalling(sim);
     });
 
     after(async () => {
       await hub?.close();
       await sim?.close();
-      if (schema) await dropSchema(schema);
+      for (const schema of schemas) await dropSchema(schema);
     });
 
+    /** Calls the shared hub, or the hub `on`. */
     async function call(
       path: string,
-      options: { key?: string; body?: unknown; method?: string } = {},
+      options: { key?: string; body?: unknown; method?: string; on?: TestHub } = {},
     ): Promise<Reply> {
-      const response = await fetch(`${hub.url}${path}`, {
+      const target = options.on ?? hub;
+      const response = await fetch(`${target.url}${path}`, {
         method: options.method ?? (options.body === undefined ? "GET" : "POST"),
         headers: {
-          authorization: `Bearer ${options.key ?? hub.adminKey}`,
+          authorization: `Bearer ${options.key ?? target.adminKey}`,
           ...(options.body === undefined ? {} : { "content-type": "application/json" }),
         },
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
@@ -72,31 +82,66 @@ for (const backend of backends) {
       };
     }
 
-    async function keyWith(fields: Record<string, unknown>): Promise<{ id: string; key: string }> {
-      const created = await call("/api/admin/keys", { body: { name: "billing", ...fields } });
+    async function keyWith(
+      fields: Record<string, unknown>,
+      on?: TestHub,
+    ): Promise<{ id: string; key: string }> {
+      const created = await call("/api/admin/keys", { body: { name: "billing", ...fields }, on });
       assert.equal(created.status, 201, JSON.stringify(created.body));
       return { id: String(created.body.id), key: String(created.body.key) };
     }
 
-    async function balanceOf(id: string): Promise<number> {
-      const shown = await call(`/api/admin/keys/${id}`);
+    async function balanceOf(id: string, on?: TestHub): Promise<number> {
+      const shown = await call(`/api/admin/keys/${id}`, { on });
       assert.equal(shown.status, 200);
       return Number(shown.body.balance);
     }
 
-    async function ledgerOf(id: string) {
-      const usage = await call(`/api/usage?key=${id}&limit=1000`);
+    async function ledgerOf(id: string, on?: TestHub) {
+      const usage = await call(`/api/usage?key=${id}&limit=1000`, { on });
       assert.equal(usage.status, 200);
-      return usage.body.data as Array<{ cost: number; images: number; status: string }>;
+      return usage.body.data as Array<{
+        cost: number;
+        images: number;
+        status: string;
+        model: string;
+        requested_model: string | null;
+        error_code: string | null;
+      }>;
     }
 
-    const generate = (key: string, body: Record<string, unknown>) =>
+    const generate = (key: string, body: Record<string, unknown>, on?: TestHub) =>
       call("/api/images/generations", {
         key,
         body: { model: "dall-e-2", prompt: "a lighthouse", response_format: "b64_json", ...body },
+        on,
       });
 
     const cents = (usd: number) => Math.round(usd * 1_000_000);
+
+    /**
+     * A hub of its own whose provider listed dall-e-2 at the start and has shut it down since:
+     * the hub believes it alive, calls it, and is answered 404 model_not_found. (Once it has
+     * learned that, it plans gpt-image-2 from the start, hence a hub per test.)
+     */
+    async function hubWhereDallE2IsGone() {
+      const upstream = await startOpenAISimulator();
+      const gone = await hubCalling(upstream);
+      upstream.shutDown.add("dall-e-2");
+      const imageCalls = () =>
+        upstream.requests
+          .filter(({ path }) => path.startsWith("/v1/images"))
+          .map((request) => `${request.json?.model} ${request.reply?.status}`);
+      return {
+        hub: gone,
+        upstream,
+        imageCalls,
+        async close() {
+          await gone.close();
+          await upstream.close();
+        },
+      };
+    }
 
     it("50 parallel requests on credit for 10 images deliver 10 and never overdraw", async () => {
       const { id, key } = await keyWith({ balance: DALL_E_2_PRICE * 10 });
@@ -119,6 +164,63 @@ for (const backend of backends) {
         ledger.reduce((sum, row) => sum + row.images, 0),
         10,
       );
+    });
+
+    it("a gone model's successor is covered when it is needed: topped up, served, charged its price", async () => {
+      const gone = await hubWhereDallE2IsGone();
+      try {
+        const { id, key } = await keyWith({ balance: 1 }, gone.hub);
+        const reply = await generate(key, {}, gone.hub);
+        assert.equal(reply.status, 200, JSON.stringify(reply.body));
+        assert.equal(reply.headers.get("x-image-hub-model"), "gpt-image-2");
+        assert.deepEqual(gone.imageCalls(), ["dall-e-2 404", "gpt-image-2 200"]);
+
+        // gpt-image-2 bills tokens: what the simulator reported, at the seed token prices.
+        const served = gone.upstream.requests.find(({ json }) => json?.model === "gpt-image-2");
+        assert.ok(served?.reply, "gpt-image-2 was answered");
+        const { usage } = served.reply.body as {
+          usage: {
+            input_tokens_details: { text_tokens: number; image_tokens: number };
+            output_tokens: number;
+          };
+        };
+        const price = SEED_TOKEN_PRICES.find((row) => row.model === "gpt-image-2");
+        assert.ok(price);
+        const expected = Math.round(
+          usage.input_tokens_details.text_tokens * price.textInputPerMillion +
+            usage.input_tokens_details.image_tokens * price.imageInputPerMillion +
+            usage.output_tokens * price.outputPerMillion,
+        );
+        // Settled against dall-e-2's reservation, the charge would have been capped at it.
+        assert.ok(expected > cents(DALL_E_2_PRICE), `${expected} is dearer than dall-e-2`);
+        const ledger = await ledgerOf(id, gone.hub);
+        assert.deepEqual(
+          ledger.map((row) => [row.model, row.requested_model, row.status, cents(row.cost)]),
+          [["gpt-image-2", "dall-e-2", "succeeded", expected]],
+        );
+        assert.equal(cents(await balanceOf(id, gone.hub)), cents(1) - expected, "the rest back");
+      } finally {
+        await gone.close();
+      }
+    });
+
+    it("a gone model's successor the credit cannot cover is not called: the model's error, no charge", async () => {
+      const gone = await hubWhereDallE2IsGone();
+      try {
+        const { id, key } = await keyWith({ balance: DALL_E_2_PRICE }, gone.hub);
+        const reply = await generate(key, {}, gone.hub);
+        assert.equal(reply.status, 502, JSON.stringify(reply.body));
+        assert.equal(reply.body.error?.code, "upstream_model_not_found");
+        assert.deepEqual(gone.imageCalls(), ["dall-e-2 404"], "the successor is not called");
+        assert.equal(await balanceOf(id, gone.hub), DALL_E_2_PRICE, "nothing charged or held");
+        const ledger = await ledgerOf(id, gone.hub);
+        assert.deepEqual(
+          ledger.map((row) => [row.status, row.error_code, row.cost]),
+          [["failed", "upstream_model_not_found", 0]],
+        );
+      } finally {
+        await gone.close();
+      }
     });
 
     it("a request the credit cannot cover reaches no provider and changes nothing", async () => {

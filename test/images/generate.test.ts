@@ -8,7 +8,7 @@ import { before, describe, test } from "node:test";
 import sharp from "sharp";
 import type { Principal } from "../../src/auth/principal.ts";
 import { contentPolicy, HubError, invalidRequest, upstreamFailed } from "../../src/errors.ts";
-import { createCatalog, type ProviderName } from "../../src/images/catalog.ts";
+import { createCatalog, type ModelSpec, type ProviderName } from "../../src/images/catalog.ts";
 import {
   createImageService,
   type ImageService,
@@ -135,6 +135,7 @@ function harness(
     // Unlimited keys: nothing reserved, the record written as it is (billing has its own tests).
     accounting: {
       reserve: async () => null,
+      topUp: async () => true,
       costCeiling: () => 0,
       async record({ record }) {
         const complete = { ...record, costMicros: 0 };
@@ -367,6 +368,7 @@ describe("all calls fail", () => {
       {
         accounting: {
           reserve: async () => null,
+          topUp: async () => true,
           costCeiling: () => 0,
           record: async () => {
             throw new Error("disk full");
@@ -843,5 +845,123 @@ describe("replies that are not images", () => {
       errorCode: "upstream_invalid_response",
     });
     assert.equal(onlyRecord(records).imagesDelivered, 1);
+  });
+});
+
+describe("a gone model's successor: covered when it is needed", () => {
+  const SUCCESSOR_COST = 211_030;
+  const RESERVED = 20_000;
+
+  /**
+   * dall-e-2, believed alive, answered `model_not_found` by its provider (unless `stillOffered`);
+   * gpt-image-2, its successor, dearer than what dall-e-2 reserved. `events` is the order of
+   * what happened.
+   */
+  function goneModelHarness(options: {
+    reserved: number | null;
+    topUpSucceeds: boolean;
+    successorCost?: number;
+    stillOffered?: boolean;
+  }) {
+    const events: string[] = [];
+    const settledAgainst: Array<number | null> = [];
+    const catalog = createCatalog();
+    const openai = fakeProvider("openai", async (call) => {
+      events.push(`call ${call.model}`);
+      if (call.model === "dall-e-2" && !options.stillOffered) {
+        throw upstreamFailed("The model `dall-e-2` does not exist.", {
+          code: "upstream_model_not_found",
+        });
+      }
+      return base64Images(call.count);
+    });
+    const { service, records } = harness(
+      { openai },
+      {
+        catalog,
+        servingModel: (model, serving) =>
+          serving?.ifGone && model.id === "dall-e-2"
+            ? {
+                model: catalog.byId("gpt-image-2") as ModelSpec,
+                retired: [{ model, because: "its provider no longer offers it" }],
+              }
+            : { model, retired: [] },
+        accounting: {
+          reserve: async (_principal, job, _id, _now, fallbacks = []) => {
+            events.push(`reserve ${[job, ...fallbacks].map((each) => each.model.id).join(", ")}`);
+            return options.reserved;
+          },
+          topUp: async (_principal, _id, toMicros) => {
+            events.push(`top up to ${toMicros}`);
+            return options.topUpSucceeds;
+          },
+          costCeiling: (job) =>
+            job.model.id === "gpt-image-2" ? (options.successorCost ?? SUCCESSOR_COST) : RESERVED,
+          async record({ record, reservedMicros }) {
+            settledAgainst.push(reservedMicros);
+            const complete = { ...record, costMicros: 0 };
+            records.push(complete);
+            return complete;
+          },
+        },
+      },
+    );
+    const generate = () =>
+      service.generate(
+        PRINCIPAL,
+        { model: "dall-e-2", prompt: "a lighthouse", response_format: "b64_json" },
+        signal(),
+      );
+    return { generate, events, settledAgainst, records };
+  }
+
+  test("the model serves: only its own price is reserved, nothing is topped up", async () => {
+    const alive = goneModelHarness({ reserved: RESERVED, topUpSucceeds: true, stillOffered: true });
+    await alive.generate();
+    assert.deepEqual(alive.events, ["reserve dall-e-2", "call dall-e-2"]);
+    assert.deepEqual(alive.settledAgainst, [RESERVED]);
+  });
+
+  test("found gone: topped up to the successor's cost before it is called, settled against that", async () => {
+    const gone = goneModelHarness({ reserved: RESERVED, topUpSucceeds: true });
+    const result = await gone.generate();
+    assert.equal(result.job.model.id, "gpt-image-2");
+    assert.deepEqual(gone.events, [
+      "reserve dall-e-2",
+      "call dall-e-2",
+      `top up to ${SUCCESSOR_COST}`,
+      "call gpt-image-2",
+    ]);
+    assert.deepEqual(gone.settledAgainst, [SUCCESSOR_COST]);
+  });
+
+  test("found gone, the credit cannot cover the successor: not called, the model's error, settled against the first reservation", async () => {
+    const gone = goneModelHarness({ reserved: RESERVED, topUpSucceeds: false });
+    await rejectsWith(gone.generate(), { status: 502, code: "upstream_model_not_found" });
+    assert.deepEqual(gone.events, [
+      "reserve dall-e-2",
+      "call dall-e-2",
+      `top up to ${SUCCESSOR_COST}`,
+    ]);
+    assert.deepEqual(gone.settledAgainst, [RESERVED]);
+    const record = onlyRecord(gone.records);
+    assert.equal(record.status, "failed");
+    assert.equal(record.errorCode, "upstream_model_not_found");
+    assert.equal(record.model, "dall-e-2");
+  });
+
+  test("no top-up for a key without a balance, nor for a successor the reservation covers", async () => {
+    const unlimited = goneModelHarness({ reserved: null, topUpSucceeds: false });
+    assert.equal((await unlimited.generate()).job.model.id, "gpt-image-2");
+    assert.deepEqual(unlimited.settledAgainst, [null]);
+    const covered = goneModelHarness({
+      reserved: RESERVED,
+      topUpSucceeds: false,
+      successorCost: RESERVED,
+    });
+    assert.equal((await covered.generate()).job.model.id, "gpt-image-2");
+    for (const { events } of [unlimited, covered]) {
+      assert.deepEqual(events, ["reserve dall-e-2", "call dall-e-2", "call gpt-image-2"]);
+    }
   });
 });

@@ -241,6 +241,7 @@ describe("a connection refused before anything was sent", () => {
       // An unlimited key: nothing reserved (billing has tests of its own).
       accounting: {
         reserve: async () => null,
+        topUp: async () => true,
         costCeiling: () => 0,
         async record({ record }) {
           records.push(record);

@@ -314,6 +314,27 @@ export async function openPostgresDatabase(
         reservationValues(reservation),
       );
     },
+    async topUpReservation(reservationId, toMicros) {
+      // The reservation's row is locked first, as settle and release lock it (by deleting it)
+      // before the key's: a top-up racing either waits for it, and finds no row once it is gone,
+      // so money is never taken for a reservation that will not give it back. The key's UPDATE
+      // is re-checked as in `reserve`, so concurrent top-ups cannot overspend.
+      return changed(
+        `WITH held AS (
+          SELECT key_id, GREATEST($2 - amount_micros, 0) AS extra
+            FROM reservations WHERE id = $1 FOR UPDATE
+        ), taken AS (
+          UPDATE api_keys SET balance_micros = api_keys.balance_micros - held.extra
+            FROM held
+            WHERE api_keys.id = held.key_id
+              AND (api_keys.balance_micros IS NULL OR api_keys.balance_micros >= held.extra)
+            RETURNING api_keys.id
+        )
+        UPDATE reservations SET amount_micros = GREATEST(amount_micros, $2)
+          FROM taken WHERE reservations.id = $1`,
+        [reservationId, toMicros],
+      );
+    },
     async settle(reservationId, usage) {
       // The DELETE decides: a second settle (or one after releaseReservations) deletes nothing,
       // so it refunds nothing. What the usage cost beyond the reservation is not taken.

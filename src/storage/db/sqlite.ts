@@ -84,6 +84,8 @@ export function openSqliteDatabase(file: string): Database {
     insertReservation: db.prepare(
       "INSERT INTO reservations (id, key_id, amount_micros, created_at, instance_id, request) VALUES (?, ?, ?, ?, ?, ?)",
     ),
+    selectReservation: db.prepare("SELECT key_id, amount_micros FROM reservations WHERE id = ?"),
+    raiseReservation: db.prepare("UPDATE reservations SET amount_micros = ? WHERE id = ?"),
     deleteReservation: db.prepare(
       "DELETE FROM reservations WHERE id = ? RETURNING key_id, amount_micros",
     ),
@@ -270,6 +272,22 @@ export function openSqliteDatabase(file: string): Database {
           if (Number(taken.changes) !== 1) return false;
         }
         statements.insertReservation.run(...reservationValues(reservation));
+        return true;
+      });
+    },
+    async topUpReservation(reservationId, toMicros) {
+      return transaction(() => {
+        const held = statements.selectReservation.get(reservationId);
+        if (!held) return false;
+        const extra = toMicros - Number(held.amount_micros);
+        if (extra <= 0) return true;
+        const keyId = String(held.key_id);
+        const row = statements.selectBalance.get(keyId);
+        if (row && row.balance_micros !== null) {
+          const taken = statements.takeBalance.run(extra, keyId, extra);
+          if (Number(taken.changes) !== 1) return false;
+        }
+        statements.raiseReservation.run(toMicros, reservationId);
         return true;
       });
     },

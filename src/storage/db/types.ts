@@ -263,6 +263,14 @@ export interface Database {
    */
   reserve(reservation: Reservation): Promise<boolean>;
   /**
+   * Raises the open reservation `reservationId` to `toMicros`, taking the difference from its
+   * key's balance, atomically; false (and nothing changed) when the balance is too small or the
+   * reservation is no longer open (settled, or released as lost). True, taking nothing, when it
+   * already holds that much. Keys with an unlimited balance always succeed. Settling and
+   * releasing then give back the raised amount, as they would any reservation's.
+   */
+  topUpReservation(reservationId: string, toMicros: number): Promise<boolean>;
+  /**
    * In one transaction: deletes the reservation, gives back what it held beyond
    * `usage.costMicros`, and writes the usage record. A reservation already settled or released
    * gives nothing back (the record is still written), so settling twice cannot refund twice.

@@ -474,6 +474,43 @@ for (const backend of backends) {
         assert.deepEqual(await db().listHostedImages({ liveAt: 0, limit: 10 }), [late, early]);
       });
 
+      it("tops a reservation up only when the balance covers the difference; settling gives back the new amount", async () => {
+        const held = async (id: string) =>
+          Number(
+            (await query(`SELECT amount_micros FROM reservations WHERE id = '${id}'`))[0]
+              ?.amount_micros,
+          );
+        await db().createKey(key({ balanceMicros: 100_000 }));
+        await db().reserve({ id: "r1", keyId: "k1", amountMicros: 20_000, createdAt: T0 });
+        assert.equal(await db().topUpReservation("r1", 120_001), false, "needs 100,001 of 80,000");
+        assert.equal(await balance(), 80_000);
+        assert.equal(await held("r1"), 20_000);
+        assert.equal(await db().topUpReservation("r1", 100_000), true, "needs all 80,000");
+        assert.equal(await balance(), 0);
+        assert.equal(await held("r1"), 100_000);
+        assert.equal(await db().topUpReservation("r1", 60_000), true, "holds that much already");
+        assert.equal(await held("r1"), 100_000);
+        assert.equal(await db().topUpReservation("nope", 1), false, "no such reservation");
+        await db().settle("r1", usage("u1", { costMicros: 53_000 }));
+        assert.equal(await balance(), 47_000);
+        assert.equal(await db().topUpReservation("r1", 40_000), false, "settled: nothing to raise");
+        assert.equal(await balance(), 47_000);
+      });
+
+      it("tops up an unlimited key's reservation, and a release gives a topped-up one back whole", async () => {
+        await db().createKey(key({ id: "k1", balanceMicros: 100_000 }));
+        await db().createKey(key({ id: "k2", balanceMicros: null }));
+        await db().reserve({ id: "r1", keyId: "k1", amountMicros: 20_000, createdAt: T0 });
+        await db().reserve({ id: "r2", keyId: "k2", amountMicros: 20_000, createdAt: T0 });
+        assert.equal(await db().topUpReservation("r1", 70_000), true);
+        assert.equal(await db().topUpReservation("r2", 1e12), true);
+        assert.equal(await balance("k1"), 30_000);
+        assert.equal(await balance("k2"), null);
+        assert.equal(await db().releaseReservations(T0 + 1), 2);
+        assert.equal(await balance("k1"), 100_000);
+        assert.equal(await balance("k2"), null);
+      });
+
       it("keeps a reservation with a task in flight for task recovery, and lists the task", async () => {
         await db().createKey(key({ id: "k1", balanceMicros: 1_000_000 }));
         await db().reserve({ id: "r1", keyId: "k1", amountMicros: 100_000, createdAt: T0 });
@@ -556,6 +593,52 @@ for (const backend of backends) {
           records.reduce((sum, record) => sum + record.costMicros, 0),
           initial,
         );
+      });
+
+      it("20 concurrent top-ups on a balance that covers 5: exactly 5 succeed", async () => {
+        await db().createKey(key({ balanceMicros: 25 * PRICE }));
+        for (let index = 0; index < 20; index++) {
+          await db().reserve({ id: `r${index}`, keyId: "k1", amountMicros: PRICE, createdAt: T0 });
+        }
+        assert.equal(await balance(), 5 * PRICE);
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, index) => db().topUpReservation(`r${index}`, 2 * PRICE)),
+        );
+        assert.equal(results.filter(Boolean).length, 5);
+        assert.equal(await balance(), 0);
+        const [held] = await query("SELECT SUM(amount_micros) AS total FROM reservations");
+        assert.equal(Number(held?.total), 25 * PRICE, "what was taken is all held");
+        await Promise.all(
+          results.map((_, index) =>
+            db().settle(`r${index}`, usage(`u${index}`, { costMicros: 0 })),
+          ),
+        );
+        assert.equal(await balance(), 25 * PRICE, "and all given back");
+      });
+
+      it("one reservation topped up twice at once takes the difference once", async () => {
+        await db().createKey(key({ balanceMicros: 1_000_000 }));
+        await db().reserve({ id: "r1", keyId: "k1", amountMicros: PRICE, createdAt: T0 });
+        const results = await Promise.all([
+          db().topUpReservation("r1", 3 * PRICE),
+          db().topUpReservation("r1", 3 * PRICE),
+        ]);
+        assert.deepEqual(results, [true, true]);
+        assert.equal(await balance(), 1_000_000 - 3 * PRICE);
+      });
+
+      it("a top-up racing the settle of its reservation loses no money", async () => {
+        await db().createKey(key({ balanceMicros: 1_000_000 }));
+        for (let round = 0; round < 10; round++) {
+          const id = `r${round}`;
+          await db().reserve({ id, keyId: "k1", amountMicros: PRICE, createdAt: T0 });
+          await Promise.all([
+            db().topUpReservation(id, 5 * PRICE),
+            db().settle(id, usage(`u${round}`, { costMicros: 0, status: "failed" })),
+          ]);
+          assert.equal(await balance(), 1_000_000, `round ${round}`);
+        }
+        assert.equal(await count("reservations"), 0);
       });
 
       it("a mixed ledger adds up exactly: Σ cost = initial − final", async () => {
