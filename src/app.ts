@@ -42,6 +42,7 @@ import { registerGracefulClose } from "./http/graceful-close.ts";
 import { registerHealthRoutes } from "./http/health.ts";
 import { createIdempotencyLedger } from "./http/idempotency.ts";
 import { registerImageRoutes } from "./http/images.ts";
+import { lazySchemaCompilers } from "./http/lazy-schemas.ts";
 import { registerModelRoutes } from "./http/models.ts";
 import { registerMultipart } from "./http/multipart.ts";
 import { registerRequestLog } from "./http/request-log.ts";
@@ -99,6 +100,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     trustProxy: config.trustProxy ? (_address: string, hop: number) => hop === 0 : false,
     // Types as sent, as OpenAI checks them: "n": "2" is a 400, not quietly 2.
     ajv: { customOptions: { allErrors: false, coerceTypes: false } },
+    // Fastify's own compilers, each route's schemas compiled on its first use (lazy-schemas.ts).
+    schemaController: { compilersFactory: lazySchemaCompilers() },
     // Bytes Node cannot parse as HTTP (after a short Content-Length, say) get the OpenAI shape.
     clientErrorHandler: handleClientError,
     // The router's own refusals (a malformed escape, an over-long parameter) in the OpenAI
