@@ -23,7 +23,14 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleepFor } from "node:timers/promises";
 import type { Principal } from "../auth/principal.ts";
 import type { Accounting } from "../billing/accounting.ts";
-import { type HubError, internalError, isHubError, upstreamFailed } from "../errors.ts";
+import { microsToUsd } from "../billing/money.ts";
+import {
+  type HubError,
+  insufficientQuota,
+  internalError,
+  isHubError,
+  upstreamFailed,
+} from "../errors.ts";
 import type { ImageMimeType, ImageProvider, InputImage, TokenUsage } from "../providers/types.ts";
 import type { HostedImageRecord, UsageRecord } from "../storage/db/types.ts";
 import type { Catalog, ModelSpec, ProviderName } from "./catalog.ts";
@@ -407,7 +414,9 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
       if (!mayFallBack(failure, route.retryBillable)) {
         return { calls, job: (targets[0] as Target).job, notes };
       }
-      const next = await nextTarget(targets, target, gone, coverStandby);
+      const { next, uncovered } = await nextTarget(targets, target, gone, coverStandby);
+      // The credit, not the model, stands in the way: say so (402), as the next request will.
+      if (!next && uncovered) throw successorNotCovered(target.job, uncovered);
       if (!next) return { calls, job: (targets[0] as Target).job, notes };
       deps.log?.warn(
         {
@@ -431,26 +440,33 @@ export function createImageService(deps: ImageServiceDeps): ImageService {
 
   /**
    * The target to try after `current`: the next fallback, or, when `current` was found gone, a
-   * successor, if `coverStandby` covers it. One it cannot cover is passed over, as if the model
-   * had none: the request then fails as the model did (or a later fallback serves), charged
-   * nothing for the successor.
+   * successor, if `coverStandby` covers it. One it cannot cover is passed over (`uncovered`):
+   * a later fallback may still serve; if none does, the request fails for want of credit,
+   * charged nothing.
    */
   async function nextTarget(
     targets: readonly Target[],
     current: Target,
     gone: boolean,
     coverStandby: (standby: ImageJob) => Promise<boolean>,
-  ): Promise<Target | undefined> {
+  ): Promise<{ next: Target | undefined; uncovered: ImageJob | undefined }> {
+    let uncovered: ImageJob | undefined;
     for (const candidate of targets.slice(targets.indexOf(current) + 1)) {
-      if (!candidate.whenGone) return candidate;
+      if (!candidate.whenGone) return { next: candidate, uncovered };
       if (!gone) continue;
-      if (await coverStandby(candidate.job)) return candidate;
-      deps.log?.warn(
-        { model: current.job.model.id, successor: candidate.job.model.id },
-        "the provider no longer offers the model and the key's credit does not cover its successor",
-      );
+      if (await coverStandby(candidate.job)) return { next: candidate, uncovered };
+      uncovered = candidate.job;
     }
-    return undefined;
+    return { next: undefined, uncovered };
+  }
+
+  function successorNotCovered(gone: ImageJob, successor: ImageJob): HubError {
+    const ceiling = deps.accounting.costCeiling(successor);
+    return insufficientQuota(
+      `${gone.model.id} is no longer offered by its provider, and its successor ` +
+        `${successor.model.id} may cost up to $${microsToUsd(ceiling)}, more than the key's ` +
+        "credit covers. Ask the hub's admin for more credit, or ask for fewer or smaller images.",
+    );
   }
 
   /**

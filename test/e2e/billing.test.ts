@@ -20,7 +20,9 @@ import {
 interface Reply {
   status: number;
   headers: Headers;
-  body: Record<string, unknown> & { error?: { code: string; param: string | null } };
+  body: Record<string, unknown> & {
+    error?: { code: string; param: string | null; message?: string };
+  };
 }
 
 /** dall-e-2 at 1024x1024 and dall-e-3 standard square, as the seed price list has them. */
@@ -204,19 +206,20 @@ for (const backend of backends) {
       }
     });
 
-    it("a gone model's successor the credit cannot cover is not called: the model's error, no charge", async () => {
+    it("a gone model's successor the credit cannot cover is not called: 402, no charge", async () => {
       const gone = await hubWhereDallE2IsGone();
       try {
         const { id, key } = await keyWith({ balance: DALL_E_2_PRICE }, gone.hub);
         const reply = await generate(key, {}, gone.hub);
-        assert.equal(reply.status, 502, JSON.stringify(reply.body));
-        assert.equal(reply.body.error?.code, "upstream_model_not_found");
+        assert.equal(reply.status, 402, JSON.stringify(reply.body));
+        assert.equal(reply.body.error?.code, "insufficient_quota");
+        assert.match(reply.body.error?.message ?? "", /dall-e-2 is no longer offered.*gpt-image-2/);
         assert.deepEqual(gone.imageCalls(), ["dall-e-2 404"], "the successor is not called");
         assert.equal(await balanceOf(id, gone.hub), DALL_E_2_PRICE, "nothing charged or held");
         const ledger = await ledgerOf(id, gone.hub);
         assert.deepEqual(
           ledger.map((row) => [row.status, row.error_code, row.cost]),
-          [["failed", "upstream_model_not_found", 0]],
+          [["failed", "insufficient_quota", 0]],
         );
       } finally {
         await gone.close();

@@ -935,9 +935,9 @@ describe("a gone model's successor: covered when it is needed", () => {
     assert.deepEqual(gone.settledAgainst, [SUCCESSOR_COST]);
   });
 
-  test("found gone, the credit cannot cover the successor: not called, the model's error, settled against the first reservation", async () => {
+  test("found gone, the credit cannot cover the successor: not called, 402, settled against the first reservation", async () => {
     const gone = goneModelHarness({ reserved: RESERVED, topUpSucceeds: false });
-    await rejectsWith(gone.generate(), { status: 502, code: "upstream_model_not_found" });
+    await rejectsWith(gone.generate(), { status: 402, code: "insufficient_quota" });
     assert.deepEqual(gone.events, [
       "reserve dall-e-2",
       "call dall-e-2",
@@ -946,7 +946,7 @@ describe("a gone model's successor: covered when it is needed", () => {
     assert.deepEqual(gone.settledAgainst, [RESERVED]);
     const record = onlyRecord(gone.records);
     assert.equal(record.status, "failed");
-    assert.equal(record.errorCode, "upstream_model_not_found");
+    assert.equal(record.errorCode, "insufficient_quota");
     assert.equal(record.model, "dall-e-2");
   });
 
