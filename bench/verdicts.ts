@@ -75,9 +75,9 @@ export function judge(rows: Row[]): Verdict[] {
       unit: "×",
       atLeast: true,
       detail: () =>
-        `image-hub ${s2.hub?.rps.toFixed(1)} req/s = ${times(s2.hub?.rps, s2.buffered?.rps)} floor-buffered ` +
-        `(${s2.buffered?.rps.toFixed(1)}), ${times(s2.hub?.rps, s2.stream?.rps)} floor-stream ` +
-        `(${s2.stream?.rps.toFixed(1)}), ${times(s2.hub?.rps, find("S2", "bare")?.rps)} bare` +
+        `image-hub ${perSecond(s2.hub?.rps)} req/s = ${times(s2.hub?.rps, s2.buffered?.rps)} floor-buffered ` +
+        `(${perSecond(s2.buffered?.rps)}), ${times(s2.hub?.rps, s2.stream?.rps)} floor-stream ` +
+        `(${perSecond(s2.stream?.rps)}), ${times(s2.hub?.rps, find("S2", "bare")?.rps)} bare` +
         portkey(times(find("S2", "portkey")?.rps, s2.buffered?.rps), "floor-buffered"),
     },
     {
@@ -193,6 +193,11 @@ function scaled(value: number | undefined, factor: number): number | undefined {
 
 function offset(value: number | undefined, by: number): number | undefined {
   return value === undefined ? undefined : value + by;
+}
+
+/** "?" for a target that did not run (`--targets`). */
+function perSecond(value: number | undefined): string {
+  return value === undefined ? "?" : value.toFixed(1);
 }
 
 function ms(value: number | undefined): string {
