@@ -37,6 +37,28 @@ export const DEFAULT_COOL_DOWN_MS = 30_000;
 export const FIRST_QUARANTINE_MS = 30_000;
 export const MAX_QUARANTINE_MS = 30 * 60_000;
 
+export const coolingDown = (since: number, until: number): Health => ({
+  state: "cooling_down",
+  detail: COOL_DOWN_DETAIL,
+  lastError: null,
+  since,
+  until,
+});
+
+export const quarantined = (
+  status: number,
+  count: number,
+  lastError: string | null,
+  since: number,
+  until: number,
+): Health => ({
+  state: "auth_failed",
+  detail: refusedDetail(status, count),
+  lastError,
+  since,
+  until,
+});
+
 /** How a credential may be used now. */
 export type Usability = "healthy" | "probe" | "blocked";
 
@@ -79,13 +101,7 @@ export function createCredentialHealth(clock: () => number = Date.now) {
       const now = clock();
       const waitMs =
         retryAfterSeconds === undefined ? DEFAULT_COOL_DOWN_MS : retryAfterSeconds * 1000;
-      health.set(id, {
-        state: "cooling_down",
-        detail: COOL_DOWN_DETAIL,
-        lastError: null,
-        since: now,
-        until: now + waitMs,
-      });
+      health.set(id, coolingDown(now, now + waitMs));
     },
 
     /** A 401/403: quarantined for the next step of the back-off; returns how long. */
@@ -95,13 +111,8 @@ export function createCredentialHealth(clock: () => number = Date.now) {
       refusals.set(id, count);
       const waitMs = Math.min(MAX_QUARANTINE_MS, FIRST_QUARANTINE_MS * 2 ** (count - 1));
       const previous = health.get(id);
-      health.set(id, {
-        state: "auth_failed",
-        detail: refusedDetail(status, count),
-        lastError,
-        since: previous?.state === "auth_failed" ? previous.since : now,
-        until: now + waitMs,
-      });
+      const since = previous?.state === "auth_failed" ? previous.since : now;
+      health.set(id, quarantined(status, count, lastError, since, now + waitMs));
       return waitMs;
     },
 
@@ -109,6 +120,22 @@ export function createCredentialHealth(clock: () => number = Date.now) {
     succeeded(id: string): void {
       refusals.delete(id);
       if (health.get(id)?.state === "auth_failed") health.delete(id);
+    },
+
+    /** Refusals in a row since the last success. */
+    refusalsOf(id: string): number {
+      return refusals.get(id) ?? 0;
+    },
+
+    /**
+     * Takes a state computed elsewhere (another instance's, through Redis: credentials/
+     * health-shared.ts), with its refusals in a row; undefined clears it.
+     */
+    restore(id: string, known: Health | undefined, refusalsInARow: number): void {
+      if (known) health.set(id, known);
+      else health.delete(id);
+      if (refusalsInARow > 0) refusals.set(id, refusalsInARow);
+      else refusals.delete(id);
     },
 
     /** An admin enabled the credential again: forget its trouble. */
