@@ -176,6 +176,18 @@ export function openSqliteDatabase(file: string): Database {
     }
   };
 
+  /**
+   * Takes `micros` from the key's balance if it covers them (a key without a balance always
+   * covers them); false, and nothing taken, when it does not or the key is gone. Inside a
+   * transaction.
+   */
+  const takeCredit = (keyId: string, micros: number): boolean => {
+    const row = statements.selectBalance.get(keyId);
+    if (!row) return false;
+    if (row.balance_micros === null) return true;
+    return Number(statements.takeBalance.run(micros, keyId, micros).changes) === 1;
+  };
+
   const findKey = (id: string) => {
     const row = statements.selectKey.get(id);
     return row ? keyFromRow(row) : undefined;
@@ -261,16 +273,7 @@ export function openSqliteDatabase(file: string): Database {
 
     async reserve(reservation) {
       return transaction(() => {
-        const row = statements.selectBalance.get(reservation.keyId);
-        if (!row) return false;
-        if (row.balance_micros !== null) {
-          const taken = statements.takeBalance.run(
-            reservation.amountMicros,
-            reservation.keyId,
-            reservation.amountMicros,
-          );
-          if (Number(taken.changes) !== 1) return false;
-        }
+        if (!takeCredit(reservation.keyId, reservation.amountMicros)) return false;
         statements.insertReservation.run(...reservationValues(reservation));
         return true;
       });
@@ -281,12 +284,7 @@ export function openSqliteDatabase(file: string): Database {
         if (!held) return false;
         const extra = toMicros - Number(held.amount_micros);
         if (extra <= 0) return true;
-        const keyId = String(held.key_id);
-        const row = statements.selectBalance.get(keyId);
-        if (row && row.balance_micros !== null) {
-          const taken = statements.takeBalance.run(extra, keyId, extra);
-          if (Number(taken.changes) !== 1) return false;
-        }
+        if (!takeCredit(String(held.key_id), extra)) return false;
         statements.raiseReservation.run(toMicros, reservationId);
         return true;
       });
